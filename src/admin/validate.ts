@@ -1,0 +1,63 @@
+import { GatewayError } from '../errors';
+import type { KeyPatch } from '../auth/keyStore';
+import type { NewKey } from '../auth/keyService';
+import { HEALTH_STATUSES, type HealthStatus } from '../limit/policy';
+
+/** Admin request bodies, checked strictly (pure): a bad body changes nothing. */
+
+function bad(message: string): GatewayError {
+  return new GatewayError('invalid_request', message);
+}
+
+function object(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function onlyFields(o: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw bad(`unknown field "${k}" (allowed: ${allowed.join(', ')})`);
+}
+
+function name(v: unknown): string {
+  if (typeof v !== 'string' || v.length < 1 || v.length > 200) throw bad('name must be a string of 1-200 characters');
+  return v;
+}
+
+function tier(v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0) throw bad('tier must be a tier name');
+  return v;
+}
+
+export function parseHealthBody(body: unknown): HealthStatus {
+  const o = object(body);
+  onlyFields(o, ['status']);
+  if (!HEALTH_STATUSES.includes(o.status as HealthStatus)) throw bad(`status must be one of ${HEALTH_STATUSES.join(', ')}`);
+  return o.status as HealthStatus;
+}
+
+export function parseNewKey(body: unknown): NewKey {
+  const o = object(body);
+  onlyFields(o, ['tier', 'name', 'key']);
+  if (o.key !== undefined && typeof o.key !== 'string') throw bad('key must be a string');
+  return { tier: tier(o.tier), name: o.name === undefined ? 'unnamed' : name(o.name), ...(o.key === undefined ? {} : { key: o.key as string }) };
+}
+
+export function parseKeyPatch(body: unknown): KeyPatch {
+  const o = object(body);
+  onlyFields(o, ['tier', 'name', 'disabled']);
+  if (Object.keys(o).length === 0) throw bad('give at least one of tier, name, disabled');
+  if (o.disabled !== undefined && typeof o.disabled !== 'boolean') throw bad('disabled must be true or false');
+  return {
+    ...(o.tier === undefined ? {} : { tier: tier(o.tier) }),
+    ...(o.name === undefined ? {} : { name: name(o.name) }),
+    ...(o.disabled === undefined ? {} : { disabled: o.disabled as boolean }),
+  };
+}
+
+export function parsePage(query: URLSearchParams): { limit: number; cursor: string | null } {
+  const rawLimit = query.get('limit');
+  const limit = rawLimit === null || rawLimit === '' ? 100 : Number(rawLimit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw bad('limit must be a whole number 1-1000');
+  const cursor = query.get('cursor');
+  return { limit, cursor: cursor === null || cursor === '' ? null : cursor };
+}

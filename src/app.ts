@@ -1,0 +1,388 @@
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Cluster, Redis } from 'ioredis';
+import { createAdminServer } from './admin/server';
+import { Authenticator } from './auth/authenticator';
+import { BlockedIps, MemoryBlockStore, type BlockStore } from './auth/ipBlocks';
+import { KeyCache } from './auth/keyCache';
+import { KeyService } from './auth/keyService';
+import type { KeyStore } from './auth/keyStore';
+import { MemoryKeyStore } from './auth/memoryKeyStore';
+import { RedisBlockStore } from './auth/redisBlockStore';
+import { RedisKeyStore } from './auth/redisKeyStore';
+import { API_KEY_FORMAT } from './auth/apiKey';
+import { systemClock, type Clock } from './clock';
+import type { Config } from './config/load';
+import { GatewayError, reply } from './errors';
+import { parseCidrList } from './gateway/clientIp';
+import { createPipeline } from './gateway/pipeline';
+import { HealthState, type HealthRecord } from './health/healthState';
+import { DenyCache } from './limit/denyCache';
+import { Limiter } from './limit/limiter';
+import { MemoryLimitStore } from './limit/memoryLimitStore';
+import type { HealthStatus } from './limit/policy';
+import { RedisLimitStore } from './limit/redisLimitStore';
+import type { LimitStore } from './limit/store';
+import { StoreBreaker } from './limit/storeBreaker';
+import { readTiersFile, watchTiersFile } from './limit/tiersFile';
+import { tiersToJson, type TierParseResult, type TierSet } from './limit/tiers';
+import { audit, type Logger } from './observability/logger';
+import { Metrics } from './observability/metrics';
+import { createUpstreamProxy } from './proxy/upstreamProxy';
+import { createRedisClient } from './redisClient';
+import { MemoryControl, type Control, type ControlEvent } from './sync/control';
+import { RedisControl } from './sync/redisControl';
+
+export interface AppOptions {
+  /** `all`: both ports. With WORKERS > 1 the primary serves `admin` and each worker `proxy`. */
+  readonly role?: 'all' | 'proxy' | 'admin';
+  readonly clock?: Clock;
+  /** Replaces /metrics output (the primary aggregates its workers' metrics). */
+  readonly metricsOverride?: () => Promise<{ contentType: string; body: string }>;
+}
+
+export interface App {
+  start(): Promise<{ port: number | null; adminPort: number | null }>;
+  /** Stop accepting, finish in-flight requests within the drain time, close the store. */
+  stop(): Promise<void>;
+  reloadTiers(actor: string): Promise<TierParseResult>;
+  readonly metrics: Metrics;
+}
+
+const SYNC_INTERVAL_MS = 1000;
+
+async function loadKeysFile(path: string): Promise<Array<{ key: string; tier: string; name: string }>> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new GatewayError('invalid_config', `invalid setting KEYS_FILE: cannot read JSON from ${path} (${(err as Error).message})`);
+  }
+  const keys = (doc as { keys?: unknown }).keys;
+  if (!Array.isArray(keys)) throw new GatewayError('invalid_config', `invalid setting KEYS_FILE: ${path} must hold {"keys":[{"key","tier","name"}]}`);
+  return keys.map((k: unknown, i) => {
+    const e = k as Record<string, unknown>;
+    if (typeof e?.key !== 'string' || !API_KEY_FORMAT.test(e.key) || typeof e.tier !== 'string') {
+      throw new GatewayError('invalid_config', `invalid setting KEYS_FILE: entry ${i} of ${path} needs "key" (8-128 of [A-Za-z0-9_-]) and "tier"`);
+    }
+    return { key: e.key, tier: e.tier, name: typeof e.name === 'string' ? e.name : `key ${i}` };
+  });
+}
+
+export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
+  const role = options.role ?? 'all';
+  const clock = options.clock ?? systemClock;
+  const metrics = new Metrics({ defaultMetrics: true });
+
+  const tiersResult = await readTiersFile(config.tiersFile);
+  if (!tiersResult.ok) throw new GatewayError('invalid_config', `invalid setting TIERS_FILE: ${tiersResult.reasons.join('; ')}`);
+  let tiers: TierSet = tiersResult.tiers;
+
+  // Stores. ioredis is constructed here and nowhere else.
+  let redis: Redis | Cluster | null = null;
+  let limitStore: LimitStore;
+  let keyStore: KeyStore;
+  let blockStore: BlockStore;
+  let control: Control;
+  let breaker: StoreBreaker | null = null;
+  if (config.store === 'redis') {
+    redis = createRedisClient(config);
+    let lastError = '';
+    redis.on('error', (err: Error) => {
+      // ioredis repeats the same error on every reconnect attempt; log each new one once.
+      if (err.message !== lastError) log.warn({ err: { message: err.message } }, 'redis error');
+      lastError = err.message;
+    });
+    redis.on('ready', () => {
+      lastError = '';
+      log.info('redis ready');
+    });
+    limitStore = new RedisLimitStore(redis, config.redisKeyPrefix);
+    keyStore = new RedisKeyStore(redis, config.redisKeyPrefix);
+    blockStore = new RedisBlockStore(redis, config.redisKeyPrefix);
+    control = new RedisControl(redis, config.redisKeyPrefix, (err) => log.warn({ err: { message: err.message } }, 'control channel error'));
+    breaker = new StoreBreaker({
+      timeoutMs: config.storeTimeoutMs,
+      resetMs: 1000,
+      onStateChange: (state) => {
+        metrics.setBreaker(state);
+        if (state === 'open') audit(log, 'breaker.opened', { reason: `store failing or slower than ${config.storeTimeoutMs} ms`, mode: config.storeFailureMode });
+        if (state === 'closed') audit(log, 'breaker.closed', { reason: 'store answered again' });
+      },
+    });
+  } else {
+    limitStore = new MemoryLimitStore(clock);
+    keyStore = new MemoryKeyStore();
+    blockStore = new MemoryBlockStore(clock);
+    control = new MemoryControl();
+  }
+
+  const local = limitStore instanceof MemoryLimitStore ? limitStore : new MemoryLimitStore(clock);
+  const denyCache = new DenyCache(clock);
+  const keyCache = new KeyCache(clock);
+  const blocked = new BlockedIps(clock);
+  const health = new HealthState(new Date(clock()));
+  const limiter = new Limiter({
+    store: limitStore, breaker, local, denyCache, failureMode: config.storeFailureMode, clock,
+    onFallback: () => metrics.storeFallback.inc(),
+  }, tiers);
+  const keys = new KeyService(keyStore, control, (t) => tiers.tiers.has(t), clock, (event, fields) => audit(log, event, fields));
+  const auth = new Authenticator(keyStore, keyCache, breaker);
+
+  health.onChange((r, previous) => {
+    metrics.setHealth(r.status);
+    denyCache.clear();
+    log.info({ status: r.status, previous: previous.status }, 'health state in force');
+  });
+
+  // Cross-instance changes: pub/sub at once, the 1 s poll as the safety net.
+  let keysVersion = -1;
+  let blocksVersion = -1;
+  const refreshBlocks = async () => {
+    blocked.replaceAll(await blockStore.list());
+    metrics.blockedIps.set(blocked.active().length);
+  };
+  const onControl = (e: ControlEvent) => {
+    switch (e.type) {
+      case 'health':
+        health.apply(e.record);
+        break;
+      case 'keys':
+        keyCache.invalidate(e.hashes);
+        denyCache.clear();
+        keysVersion = Math.max(keysVersion, e.version);
+        break;
+      case 'blocks':
+        blocksVersion = Math.max(blocksVersion, e.version);
+        refreshBlocks().catch((err: Error) => log.warn({ err: { message: err.message } }, 'could not refresh blocks'));
+        break;
+    }
+  };
+  const sync = async () => {
+    const snap = await control.snapshot();
+    health.apply(snap.health);
+    if (snap.keysVersion !== keysVersion) {
+      if (keysVersion !== -1) {
+        // Changes we missed on pub/sub: we don't know which hashes, so drop them all.
+        keyCache.clear();
+        denyCache.clear();
+      }
+      keysVersion = snap.keysVersion;
+    }
+    if (snap.blocksVersion !== blocksVersion) {
+      blocksVersion = snap.blocksVersion;
+      await refreshBlocks();
+    }
+  };
+  let syncTimer: NodeJS.Timeout | null = null;
+
+  const applyTiers = (next: TierSet) => {
+    tiers = next;
+    limiter.setTiers(next);
+  };
+  let stopWatching: () => void = () => undefined;
+  async function reloadTiers(actor: string): Promise<TierParseResult> {
+    const r = await readTiersFile(config.tiersFile);
+    if (!r.ok) {
+      audit(log, 'tiers.rejected', { reasons: r.reasons, actor });
+      return r;
+    }
+    applyTiers(r.tiers);
+    audit(log, 'tiers.reloaded', { tiers: [...r.tiers.tiers.keys()], actor });
+    return r;
+  }
+
+  const proxy = createUpstreamProxy({
+    target: config.upstreamUrl,
+    timeoutMs: config.upstreamTimeoutMs,
+    headerMode: config.rateLimitHeaders,
+    onError: (code, req, where, err) => pipeline.onUpstreamError(req, where, reply(code), err),
+    onResponseHead: (req, seconds) => pipeline.onUpstreamHead(req, seconds),
+  });
+  const blockPolicy = { invalidKeyLimit: config.invalidKeyLimit, windowMs: config.invalidKeyWindowS * 1000, blockMs: config.ipBlockS * 1000 };
+  const pipeline = createPipeline({
+    apiKeyHeader: config.apiKeyHeader,
+    headerMode: config.rateLimitHeaders,
+    draftHeaders: config.rateLimitDraftHeaders,
+    trusted: parseCidrList(config.trustProxy),
+    blocked,
+    auth,
+    limiter,
+    health,
+    proxy,
+    metrics,
+    log,
+    onInvalidKey: async (ip) => {
+      const block = breaker === null
+        ? await blockStore.recordInvalid(ip, blockPolicy)
+        : await breaker.call(() => blockStore.recordInvalid(ip, blockPolicy));
+      if (block === null) return;
+      blocked.add(block);
+      metrics.blockedIps.set(blocked.active().length);
+      audit(log, 'ip.blocked', { ip, until: new Date(block.until).toISOString(), reason: `${config.invalidKeyLimit} invalid API keys within ${config.invalidKeyWindowS} s` });
+      await control.blocksChanged();
+    },
+  });
+
+  let draining = false;
+  const storeUsable = () => breaker === null || (!breaker.isOpen && redis !== null && redis.status === 'ready');
+  const admin = createAdminServer({
+    token: config.adminToken,
+    log,
+    ready: () => !draining && (config.storeFailureMode !== 'closed' || storeUsable()),
+    metrics: options.metricsOverride ?? (async () => ({ contentType: metrics.contentType, body: await metrics.text() })),
+    health: {
+      current: () => health.current,
+      async set(status: HealthStatus, actor: string): Promise<HealthRecord> {
+        const previous = health.current.status;
+        const record = { status, since: status === previous ? health.current.since : new Date(clock()).toISOString() };
+        await control.setHealth(record);
+        health.apply(record);
+        if (status !== previous) audit(log, 'health.changed', { from: previous, to: status, actor });
+        return health.current;
+      },
+    },
+    keys,
+    usage: async (id) => {
+      const k = await keys.get(id);
+      const planned = limiter.request(id, k.tier, health.status);
+      if (planned === null) throw new GatewayError('invalid_request', `key ${id} names tier ${JSON.stringify(k.tier)}, which is not in force`);
+      return { tier: k.tier, limit: planned.req.limit, result: await limiter.peek(planned.req) };
+    },
+    tiers: {
+      current: () => tiersToJson(tiers),
+      async reload(actor) {
+        const r = await reloadTiers(actor);
+        return r.ok ? { ok: true, tiers: tiersToJson(r.tiers) } : r;
+      },
+    },
+    blocks: {
+      list: async () => blockStore.list(),
+      async unblock(ip, actor) {
+        const removed = await blockStore.unblock(ip);
+        blocked.remove(ip);
+        metrics.blockedIps.set(blocked.active().length);
+        if (removed) {
+          audit(log, 'ip.unblocked', { ip, actor });
+          await control.blocksChanged();
+        }
+        return removed;
+      },
+    },
+  });
+
+  const proxyServer = http.createServer(pipeline.handleRequest);
+  proxyServer.on('upgrade', pipeline.handleUpgrade);
+  proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify({ error: 'invalid_request', message: 'Malformed HTTP request.' });
+    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  });
+  // Keep-alive from load balancers: outlive their idle timeout so they never reuse a closed socket.
+  proxyServer.keepAliveTimeout = 65_000;
+  proxyServer.headersTimeout = 66_000;
+
+  async function waitForRedis(timeoutMs: number): Promise<boolean> {
+    if (redis === null || redis.status === 'ready') return true;
+    const r = redis;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { r.off('ready', done); resolve(false); }, timeoutMs);
+      function done() { clearTimeout(t); resolve(true); }
+      r.once('ready', done);
+    });
+  }
+
+  async function importKeys(): Promise<void> {
+    if (config.keysFile === '') return;
+    const entries = await loadKeysFile(config.keysFile);
+    for (const e of entries) {
+      if (!tiers.tiers.has(e.tier)) {
+        throw new GatewayError('invalid_config', `invalid setting KEYS_FILE: key "${e.name}" names unknown tier ${JSON.stringify(e.tier)}`);
+      }
+    }
+    let created = 0;
+    for (const e of entries) if (await keys.importKey(e)) created += 1;
+    log.info({ created, total: entries.length }, 'keys file loaded');
+  }
+
+  function listen(server: http.Server, port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  return {
+    metrics,
+    reloadTiers,
+    async start() {
+      if (redis !== null && !(await waitForRedis(5000))) {
+        log.error('redis not reachable at startup; serving with STORE_FAILURE_MODE until it is');
+      }
+      if (role !== 'proxy') {
+        // Validates keys against tiers even when Redis is down; the import itself retries on ready.
+        try {
+          await importKeys();
+        } catch (err) {
+          if ((err as GatewayError).code === 'invalid_config') throw err;
+          log.warn({ err: { message: (err as Error).message } }, 'could not load keys file yet; will retry when the store is ready');
+          redis?.once('ready', () => { importKeys().catch((e: Error) => log.error({ err: { message: e.message } }, 'keys file import failed')); });
+        }
+      }
+      await control.start(onControl);
+      await sync().catch((err: Error) => log.warn({ err: { message: err.message } }, 'initial sync failed'));
+      syncTimer = setInterval(() => {
+        sync().catch(() => undefined);
+      }, SYNC_INTERVAL_MS);
+      syncTimer.unref();
+      if (role !== 'admin') {
+        stopWatching = watchTiersFile(config.tiersFile, () => { void reloadTiers('file-watch'); });
+      }
+      const port = role === 'admin' ? null : await listen(proxyServer, config.port, config.host);
+      const adminPort = role === 'proxy' ? null : await listen(admin, config.adminPort, config.adminHost);
+      log.info({ port, adminPort, store: config.store, upstream: config.upstreamUrl, role }, 'tollgate listening');
+      return { port, adminPort };
+    },
+    async stop() {
+      draining = true;
+      stopWatching();
+      if (syncTimer) clearInterval(syncTimer);
+      const closed = new Promise<void>((resolve) => {
+        if (!proxyServer.listening) return resolve();
+        proxyServer.close(() => resolve());
+      });
+      // Idle keep-alive sockets would hold close() open; in-flight ones finish first.
+      proxyServer.closeIdleConnections();
+      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), 100);
+      let timer: NodeJS.Timeout | null = null;
+      const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), config.shutdownTimeoutMs); });
+      const late = await Promise.race([closed.then(() => false), timedOut]);
+      clearInterval(idleSweep);
+      if (timer) clearTimeout(timer);
+      if (late) {
+        log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'drain time over; closing remaining connections');
+        proxyServer.closeAllConnections();
+      }
+      await new Promise<void>((resolve) => {
+        if (!admin.listening) return resolve();
+        admin.close(() => resolve());
+        admin.closeAllConnections();
+      });
+      proxy.close();
+      breaker?.shutdown();
+      local.close();
+      if (limitStore !== local && limitStore instanceof MemoryLimitStore) limitStore.close();
+      await control.close();
+      if (redis !== null) {
+        await redis.quit().catch(() => redis?.disconnect());
+      }
+    },
+  };
+}

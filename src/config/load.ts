@@ -1,0 +1,183 @@
+import convict from 'convict';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { GatewayError } from '../errors';
+import { addFormats, envNameOf, schema, type LOG_LEVELS } from './schema';
+
+export type StoreKind = 'memory' | 'redis';
+export type FailureMode = 'local' | 'open' | 'closed';
+export type HeaderMode = 'gateway' | 'upstream' | 'none';
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly adminPort: number;
+  readonly adminHost: string;
+  readonly adminToken: string | null;
+  readonly upstreamUrl: string;
+  readonly upstreamTimeoutMs: number;
+  readonly store: StoreKind;
+  readonly redisUrl: string | null;
+  readonly redisClusterNodes: string | null;
+  readonly redisSentinels: string | null;
+  readonly redisSentinelName: string | null;
+  readonly redisPassword: string | null;
+  readonly redisTls: boolean;
+  readonly redisKeyPrefix: string;
+  readonly storeTimeoutMs: number;
+  readonly storeFailureMode: FailureMode;
+  readonly tiersFile: string;
+  readonly keysFile: string;
+  readonly apiKeyHeader: string;
+  readonly trustProxy: string | null;
+  readonly rateLimitHeaders: HeaderMode;
+  readonly rateLimitDraftHeaders: boolean;
+  readonly invalidKeyLimit: number;
+  readonly invalidKeyWindowS: number;
+  readonly ipBlockS: number;
+  readonly shutdownTimeoutMs: number;
+  readonly workers: number;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+}
+
+export interface ConfigSources {
+  env: NodeJS.ProcessEnv;
+  argv: readonly string[];
+  /** Directory holding `config/default.json`; the package root. */
+  baseDir: string;
+  cwd: string;
+}
+
+function invalid(message: string): GatewayError {
+  return new GatewayError('invalid_config', message);
+}
+
+/** "port: must be …: value was \"abc\"" → "PORT: must be …; got \"abc\"" */
+function rewriteConvictMessage(line: string): string {
+  const m = /^([A-Za-z]+): (.*?)(?:: value was (.*))?$/.exec(line);
+  if (!m) return line;
+  const [, key, why, value] = m;
+  return `invalid setting ${envNameOf(key)}: ${why}${value === undefined ? '' : `; got ${value}`}`;
+}
+
+function knownFlags(): Set<string> {
+  return new Set(Object.values(schema).map((s) => `--${s.arg}`).concat('--config-file'));
+}
+
+function checkFlags(argv: readonly string[]): void {
+  const known = knownFlags();
+  for (const a of argv) {
+    if (!a.startsWith('--')) continue;
+    const name = a.split('=')[0];
+    if (!known.has(name)) throw invalid(`unknown flag ${name}; flags are the setting names in kebab case, e.g. --upstream-url`);
+  }
+}
+
+function flagValue(argv: readonly string[], flag: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === flag) return argv[i + 1];
+    if (argv[i].startsWith(`${flag}=`)) return argv[i].slice(flag.length + 1);
+  }
+  return undefined;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+/**
+ * Settings, lowest to highest precedence: defaults, config/default.json, CONFIG_FILE,
+ * env, flags (convict re-applies env and args over loaded files). Validated strictly
+ * once, then frozen. Throws GatewayError('invalid_config') with a one-line message.
+ */
+export function loadConfig(src: ConfigSources): Config {
+  addFormats();
+  checkFlags(src.argv);
+  // convict reads only the variables named in the schema, so passing env whole is safe.
+  const c = convict(schema, { env: src.env, args: [...src.argv] });
+  try {
+    const defaultFile = resolve(src.baseDir, 'config/default.json');
+    if (existsSync(defaultFile)) c.loadFile(defaultFile);
+    const configFile = flagValue(src.argv, '--config-file') ?? src.env.CONFIG_FILE;
+    if (configFile) {
+      const path = resolve(src.cwd, configFile);
+      if (!existsSync(path)) throw invalid(`invalid setting CONFIG_FILE: no such file; got ${JSON.stringify(configFile)}`);
+      c.loadFile(path);
+    }
+    c.validate({ allowed: 'strict' });
+  } catch (err) {
+    if (err instanceof GatewayError) throw err;
+    const first = String((err as Error).message).split('\n')[0];
+    if (/not declared in the schema/.test(first)) {
+      const key = /'([^']+)'/.exec(first)?.[1] ?? '?';
+      throw invalid(`unknown setting "${key}" in a config file; keys are the env names in camelCase, e.g. upstreamUrl`);
+    }
+    if (/Unexpected token|JSON/.test(first)) throw invalid(`invalid config file: ${first}`);
+    throw invalid(rewriteConvictMessage(first));
+  }
+  const raw = c.getProperties() as Record<string, unknown>;
+  return finish(raw);
+}
+
+function finish(raw: Record<string, unknown>): Config {
+  const get = <T>(k: string) => raw[k] as T;
+  const upstreamUrl = get<string | null>('upstreamUrl');
+  if (!upstreamUrl) throw invalid('invalid setting UPSTREAM_URL: required, e.g. http://127.0.0.1:3000; got nothing');
+  const redisUrl = get<string | null>('redisUrl');
+  const clusterNodes = get<string | null>('redisClusterNodes');
+  const sentinels = get<string | null>('redisSentinels');
+  const redisSettings = [redisUrl, clusterNodes, sentinels].filter((v) => v).length;
+  if (redisSettings > 1) {
+    throw invalid('invalid setting REDIS_URL: set only one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS');
+  }
+  const store = (get<StoreKind | null>('store') ?? (redisSettings > 0 ? 'redis' : 'memory'));
+  if (store === 'redis' && redisSettings === 0) {
+    throw invalid('invalid setting STORE: "redis" needs REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS; got "redis"');
+  }
+  if (sentinels && !get<string | null>('redisSentinelName')) {
+    throw invalid('invalid setting REDIS_SENTINEL_NAME: required with REDIS_SENTINELS; got nothing');
+  }
+  if (get<number>('adminPort') === get<number>('port') && get<number>('port') !== 0) {
+    throw invalid(`invalid setting ADMIN_PORT: must differ from PORT; got ${get<number>('adminPort')}`);
+  }
+  const adminHost = get<string>('adminHost');
+  if (!LOOPBACK.test(adminHost) && !get<string | null>('adminToken')) {
+    throw invalid(`invalid setting ADMIN_TOKEN: required when ADMIN_HOST is not a loopback address; got nothing (ADMIN_HOST ${JSON.stringify(adminHost)})`);
+  }
+  const workersRaw = get<number | 'auto'>('workers');
+  const workers = workersRaw === 'auto' ? availableParallelism() : workersRaw;
+  if (workers > 1 && store === 'memory') {
+    throw invalid(`invalid setting WORKERS: more than 1 needs the redis store (the memory store is per process, so limits would multiply); got ${JSON.stringify(workersRaw)}`);
+  }
+  const config: Config = {
+    port: get('port'),
+    host: get('host'),
+    adminPort: get('adminPort'),
+    adminHost,
+    adminToken: get('adminToken'),
+    upstreamUrl,
+    upstreamTimeoutMs: get('upstreamTimeoutMs'),
+    store,
+    redisUrl,
+    redisClusterNodes: clusterNodes,
+    redisSentinels: sentinels,
+    redisSentinelName: get('redisSentinelName'),
+    redisPassword: get('redisPassword'),
+    redisTls: get('redisTls'),
+    redisKeyPrefix: get('redisKeyPrefix'),
+    storeTimeoutMs: get('storeTimeoutMs'),
+    storeFailureMode: get('storeFailureMode'),
+    tiersFile: get('tiersFile'),
+    keysFile: get('keysFile'),
+    apiKeyHeader: get<string>('apiKeyHeader').toLowerCase(),
+    trustProxy: get('trustProxy'),
+    rateLimitHeaders: get('rateLimitHeaders'),
+    rateLimitDraftHeaders: get('rateLimitDraftHeaders'),
+    invalidKeyLimit: get('invalidKeyLimit'),
+    invalidKeyWindowS: get('invalidKeyWindowS'),
+    ipBlockS: get('ipBlockS'),
+    shutdownTimeoutMs: get('shutdownTimeoutMs'),
+    workers,
+    logLevel: get('logLevel'),
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,185 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { extractApiKey, hashApiKey } from '../auth/apiKey';
+import type { Authenticator } from '../auth/authenticator';
+import type { BlockedIps } from '../auth/ipBlocks';
+import type { StoredKey } from '../auth/keyStore';
+import type { HeaderMode } from '../config/load';
+import { isGatewayError, reply, type ErrorReply } from '../errors';
+import type { HealthState } from '../health/healthState';
+import { retryAfterSeconds } from '../limit/algorithms';
+import type { Limiter } from '../limit/limiter';
+import type { Logger } from '../observability/logger';
+import type { Metrics, Outcome } from '../observability/metrics';
+import type { UpstreamProxy } from '../proxy/upstreamProxy';
+import { resolveClientIp, type TrustedProxies } from './clientIp';
+import { rateLimitHeaders, type HeaderList } from './rateLimitHeaders';
+import { sendError, sendErrorOnSocket } from './respond';
+
+export interface PipelineDeps {
+  readonly apiKeyHeader: string;
+  readonly headerMode: HeaderMode;
+  readonly draftHeaders: boolean;
+  readonly trusted: TrustedProxies;
+  readonly blocked: BlockedIps;
+  readonly auth: Authenticator;
+  readonly limiter: Limiter;
+  readonly health: HealthState;
+  readonly proxy: UpstreamProxy;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Counts a bad key from `ip`; resolves once a resulting block is in force locally. */
+  readonly onInvalidKey: (ip: string) => Promise<void>;
+}
+
+/** Where a request stands after the stages: admitted (with its headers) or refused. */
+type Verdict =
+  | { readonly admitted: true; readonly tier: string; readonly headers: HeaderList | null }
+  | { readonly admitted: false; readonly tier: string; readonly outcome: Outcome; readonly error: ErrorReply; readonly headers: HeaderList | null };
+
+const TIER = Symbol('tollgate.tier');
+const STARTED = Symbol('tollgate.started');
+interface Tagged {
+  [TIER]?: string;
+  [STARTED]?: number;
+}
+
+const MISSING_KEY = reply('missing_api_key');
+const INVALID_KEY = reply('invalid_api_key');
+
+function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: HeaderList | null = null): Verdict {
+  return { admitted: false, tier, outcome, error, headers };
+}
+
+/**
+ * The request path, in this fixed order, with an early exit after each stage:
+ *   1. client IP   2. blocked?   3. API key   4. key → tier   5. limit decision
+ *   6. proxy (rate-limit headers set, X-Tollgate-Tier added)
+ */
+export function createPipeline(deps: PipelineDeps) {
+  const { metrics, log } = deps;
+
+  async function invalidKey(ip: string): Promise<Verdict> {
+    try {
+      await deps.onInvalidKey(ip);
+    } catch (err) {
+      log.warn({ err }, 'could not count an invalid key');
+    }
+    return refuse('none', 'unauthorized', INVALID_KEY);
+  }
+
+  async function admit(req: IncomingMessage): Promise<Verdict> {
+    // 1. Client IP
+    const ip = resolveClientIp(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], deps.trusted);
+    // 2. Blocked?
+    const blockedMs = deps.blocked.remainingMs(ip);
+    if (blockedMs > 0) {
+      const retryAfter = Math.ceil(blockedMs / 1000);
+      return refuse('none', 'blocked', reply('ip_blocked', { retryAfter }), [['Retry-After', String(retryAfter)]]);
+    }
+    // 3. API key
+    const extracted = extractApiKey(req.headers[deps.apiKeyHeader]);
+    if (extracted.kind === 'missing') return refuse('none', 'unauthorized', MISSING_KEY);
+    if (extracted.kind === 'malformed') return invalidKey(ip);
+    // 4. Key → tier
+    const hash = hashApiKey(extracted.key);
+    let key: StoredKey | null | undefined = deps.auth.cached(hash);
+    if (key === undefined) key = await deps.auth.resolve(hash);
+    if (key === null || key.disabled) return invalidKey(ip);
+    const planned = deps.limiter.request(key.id, key.tier, deps.health.status);
+    if (planned === null) {
+      log.error({ keyId: key.id, tier: key.tier }, 'key names a tier that is not in force');
+      return invalidKey(ip);
+    }
+    // 5. Limit decision
+    const t0 = performance.now();
+    const decision = await deps.limiter.decide(planned.tier, planned.req);
+    metrics.limiterDuration.observe((performance.now() - t0) / 1000);
+    const tier = key.tier;
+    const mode = deps.headerMode;
+    if (!decision.result.allowed) {
+      const headers = rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders });
+      const retryAfter = retryAfterSeconds(decision.result.retryAtMs, decision.result.nowMs);
+      const error = reply('rate_limited', { tier, limit: decision.limit, retryAfter });
+      return refuse(tier, 'limited', error, mode === 'none' ? [['Retry-After', String(retryAfter)]] : headers);
+    }
+    const headers = mode === 'gateway'
+      ? rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders })
+      : null;
+    return { admitted: true, tier, headers };
+  }
+
+  function settle(req: IncomingMessage, verdict: Verdict): void {
+    if (verdict.admitted) {
+      (req as Tagged)[TIER] = verdict.tier;
+      req.headers['x-tollgate-tier'] = verdict.tier;
+    } else {
+      metrics.outcomes(verdict.tier)[verdict.outcome].inc();
+    }
+  }
+
+  function failure(err: unknown): Verdict {
+    if (isGatewayError(err)) return refuse('none', err.code === 'store_unavailable' ? 'unavailable' : 'unauthorized', err);
+    log.error({ err }, 'request pipeline failed');
+    return refuse('none', 'unavailable', reply('internal_error'));
+  }
+
+  function observeEnd(this: ServerResponse & { req: IncomingMessage }): void {
+    const started = (this.req as Tagged)[STARTED];
+    if (started !== undefined) metrics.requestDuration.observe((performance.now() - started) / 1000);
+  }
+
+  return {
+    handleRequest(req: IncomingMessage, res: ServerResponse): void {
+      (req as Tagged)[STARTED] = performance.now();
+      res.once('finish', observeEnd);
+      admit(req).catch(failure).then((verdict) => {
+        settle(req, verdict);
+        if (!verdict.admitted) {
+          sendError(res, verdict.error, verdict.headers ?? undefined);
+          return;
+        }
+        if (verdict.headers !== null) for (const [k, v] of verdict.headers) res.setHeader(k, v);
+        deps.proxy.web(req, res);
+      }).catch((err: unknown) => {
+        log.error({ err }, 'request failed after admission');
+        sendError(res, reply('internal_error'));
+      });
+    },
+
+    handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+      socket.on('error', () => socket.destroy());
+      admit(req).catch(failure).then((verdict) => {
+        settle(req, verdict);
+        if (!verdict.admitted) {
+          sendErrorOnSocket(socket, verdict.error, verdict.headers ?? undefined);
+          return;
+        }
+        metrics.outcomes(verdict.tier).allowed.inc();
+        deps.proxy.ws(req, socket, head);
+      }).catch((err: unknown) => {
+        log.error({ err }, 'upgrade failed after admission');
+        socket.destroy();
+      });
+    },
+
+    /** The upstream answered: the request counts as allowed. */
+    onUpstreamHead(req: IncomingMessage, seconds: number): void {
+      metrics.upstreamDuration.observe(seconds);
+      metrics.outcomes((req as Tagged)[TIER] ?? 'none').allowed.inc();
+    },
+
+    onUpstreamError(req: IncomingMessage, where: ServerResponse | Duplex, error: ErrorReply, err: Error): void {
+      const tier = (req as Tagged)[TIER] ?? 'none';
+      log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, status: error.status }, 'upstream failed');
+      if ('setHeader' in where) {
+        if (!where.headersSent) metrics.outcomes(tier).upstream_error.inc();
+        sendError(where, error);
+      } else {
+        where.destroy();
+      }
+    },
+  };
+}
+
+export type Pipeline = ReturnType<typeof createPipeline>;

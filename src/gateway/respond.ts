@@ -1,0 +1,29 @@
+import type { ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { errorBody, type ErrorReply } from '../errors';
+import type { HeaderList } from './rateLimitHeaders';
+
+/** Writes a JSON error; never a stack trace. Safe to call when the head was already sent. */
+export function sendError(res: ServerResponse, err: ErrorReply, headers?: HeaderList): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = errorBody(err);
+  if (headers) for (const [k, v] of headers) res.setHeader(k, v);
+  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** A refused WebSocket upgrade still gets a real HTTP response with the JSON body. */
+export function sendErrorOnSocket(socket: Duplex, err: ErrorReply, headers?: HeaderList): void {
+  if (socket.destroyed) return;
+  const body = errorBody(err);
+  let head = `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? ''}\r\n`
+    + 'Content-Type: application/json\r\n'
+    + `Content-Length: ${Buffer.byteLength(body)}\r\n`
+    + 'Connection: close\r\n';
+  if (headers) for (const [k, v] of headers) head += `${k}: ${v}\r\n`;
+  socket.end(`${head}\r\n${body}`);
+}

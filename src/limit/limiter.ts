@@ -1,0 +1,104 @@
+import type { Clock } from '../clock';
+import type { FailureMode } from '../config/load';
+import { GatewayError } from '../errors';
+import type { DenyCache } from './denyCache';
+import type { MemoryLimitStore } from './memoryLimitStore';
+import { effectiveLimit, type HealthStatus } from './policy';
+import type { StoreBreaker } from './storeBreaker';
+import type { LimitRequest, LimitResult, LimitStore } from './store';
+import type { Tier, TierSet } from './tiers';
+
+export type DecisionSource = 'store' | 'deny-cache' | 'local' | 'open';
+
+export interface LimitDecision {
+  readonly tier: Tier;
+  readonly limit: number;
+  readonly windowSeconds: number;
+  readonly result: LimitResult;
+  readonly source: DecisionSource;
+}
+
+export interface LimiterDeps {
+  readonly store: LimitStore;
+  /** Null for the memory store, which cannot fail. */
+  readonly breaker: StoreBreaker | null;
+  /** Decides in process while the store is unusable (STORE_FAILURE_MODE=local). */
+  readonly local: MemoryLimitStore;
+  readonly denyCache: DenyCache;
+  readonly failureMode: FailureMode;
+  readonly clock: Clock;
+  readonly onFallback: () => void;
+}
+
+/**
+ * Tier × health → limit, then the decision: the deny cache, else the store through
+ * the breaker, else STORE_FAILURE_MODE.
+ */
+export class Limiter {
+  constructor(private readonly deps: LimiterDeps, private tiers: TierSet) {}
+
+  setTiers(tiers: TierSet): void {
+    this.tiers = tiers;
+    this.deps.denyCache.clear();
+  }
+
+  get tierSet(): TierSet {
+    return this.tiers;
+  }
+
+  request(id: string, tierName: string, health: HealthStatus): { tier: Tier; req: LimitRequest } | null {
+    const tier = this.tiers.tiers.get(tierName);
+    if (tier === undefined) return null;
+    const req = { id, algorithm: tier.algorithm, limit: effectiveLimit(tier, health), windowMs: this.tiers.windowSeconds * 1000 };
+    return { tier, req };
+  }
+
+  async decide(tier: Tier, req: LimitRequest): Promise<LimitDecision> {
+    const windowSeconds = this.tiers.windowSeconds;
+    const cached = this.deps.denyCache.get(req.id, req.limit, req.algorithm);
+    if (cached !== null) return { tier, limit: req.limit, windowSeconds, result: cached, source: 'deny-cache' };
+    const { breaker, store } = this.deps;
+    if (breaker === null) return this.fromStore(tier, req, await store.decide(req), this.deps.clock());
+    if (!breaker.isOpen) {
+      const askedAt = this.deps.clock();
+      try {
+        return this.fromStore(tier, req, await breaker.call(() => store.decide(req)), askedAt);
+      } catch {
+        // Fall through to the failure mode; the breaker has counted the failure.
+      }
+    }
+    return this.fallback(tier, req);
+  }
+
+  /** Usage without counting (admin). */
+  async peek(req: LimitRequest): Promise<LimitResult> {
+    const { breaker, store } = this.deps;
+    if (breaker === null) return store.peek(req);
+    try {
+      return await breaker.call(() => store.peek(req));
+    } catch {
+      return this.deps.local.decideSync(req, true);
+    }
+  }
+
+  private fromStore(tier: Tier, req: LimitRequest, result: LimitResult, askedAt: number): LimitDecision {
+    if (!result.allowed) this.deps.denyCache.put(req.id, req.limit, req.algorithm, result, askedAt);
+    return { tier, limit: req.limit, windowSeconds: this.tiers.windowSeconds, result, source: 'store' };
+  }
+
+  private fallback(tier: Tier, req: LimitRequest): LimitDecision {
+    this.deps.onFallback();
+    const windowSeconds = this.tiers.windowSeconds;
+    switch (this.deps.failureMode) {
+      case 'local':
+        return { tier, limit: req.limit, windowSeconds, result: this.deps.local.decideSync(req, false), source: 'local' };
+      case 'open': {
+        const now = this.deps.clock();
+        // Allowed without counting: the headers must not claim a full quota, so remaining is 0.
+        return { tier, limit: req.limit, windowSeconds, result: { allowed: true, remaining: 0, resetMs: now + req.windowMs, retryAtMs: 0, nowMs: now }, source: 'open' };
+      }
+      case 'closed':
+        throw new GatewayError('store_unavailable');
+    }
+  }
+}

@@ -1,0 +1,97 @@
+/** Tier definitions (SPEC §2): parsing and validation, pure. */
+
+export type Algorithm = 'sliding-window' | 'gcra';
+export const ALGORITHMS: readonly Algorithm[] = ['sliding-window', 'gcra'];
+
+export interface Tier {
+  readonly name: string;
+  /** Guaranteed rate (the SLA), requests per window. */
+  readonly limit: number;
+  /** What NORMAL allows. */
+  readonly burst: number;
+  /** What DEGRADED allows. */
+  readonly degraded: number;
+  readonly algorithm: Algorithm;
+}
+
+export interface TierSet {
+  readonly windowSeconds: number;
+  readonly algorithm: Algorithm;
+  readonly tiers: ReadonlyMap<string, Tier>;
+}
+
+export const TIER_NAME = /^[a-z0-9_-]{1,32}$/;
+const TOP_FIELDS = new Set(['windowSeconds', 'algorithm', 'tiers']);
+const TIER_FIELDS = new Set(['limit', 'burst', 'degraded', 'algorithm']);
+const MAX_WINDOW_S = 86_400;
+
+export type TierParseResult = { ok: true; tiers: TierSet } | { ok: false; reasons: string[] };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function wholeNumber(v: unknown, min: number): v is number {
+  return Number.isInteger(v) && (v as number) >= min;
+}
+
+/** Validates a parsed tiers document, collecting every reason it is invalid. */
+export function parseTiers(doc: unknown): TierParseResult {
+  const reasons: string[] = [];
+  if (!isObject(doc)) return { ok: false, reasons: ['the file must hold a JSON object'] };
+  for (const k of Object.keys(doc)) if (!TOP_FIELDS.has(k)) reasons.push(`unknown field "${k}" (allowed: windowSeconds, algorithm, tiers)`);
+  const windowSeconds = doc.windowSeconds ?? 60;
+  if (!wholeNumber(windowSeconds, 1) || windowSeconds > MAX_WINDOW_S) {
+    reasons.push(`windowSeconds must be a whole number 1-${MAX_WINDOW_S}; got ${JSON.stringify(doc.windowSeconds)}`);
+  }
+  const algorithm = doc.algorithm ?? 'sliding-window';
+  if (!ALGORITHMS.includes(algorithm as Algorithm)) {
+    reasons.push(`algorithm must be one of ${ALGORITHMS.join(', ')}; got ${JSON.stringify(doc.algorithm)}`);
+  }
+  const tiers = new Map<string, Tier>();
+  if (!isObject(doc.tiers) || Object.keys(doc.tiers).length === 0) {
+    reasons.push('tiers must be an object with at least one tier');
+  } else {
+    for (const [name, def] of Object.entries(doc.tiers)) {
+      const tier = parseTier(name, def, algorithm as Algorithm, windowSeconds as number, reasons);
+      if (tier) tiers.set(name, tier);
+    }
+  }
+  if (reasons.length > 0) return { ok: false, reasons };
+  return { ok: true, tiers: { windowSeconds: windowSeconds as number, algorithm: algorithm as Algorithm, tiers } };
+}
+
+function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, windowSeconds: number, reasons: string[]): Tier | null {
+  const before = reasons.length;
+  if (!TIER_NAME.test(name)) reasons.push(`tier name "${name}" must be 1-32 of [a-z0-9_-]`);
+  if (!isObject(def)) {
+    reasons.push(`tier "${name}" must be an object`);
+    return null;
+  }
+  for (const k of Object.keys(def)) if (!TIER_FIELDS.has(k)) reasons.push(`tier "${name}": unknown field "${k}" (allowed: limit, burst, degraded, algorithm)`);
+  const { limit } = def;
+  const burst = def.burst ?? limit;
+  const degraded = def.degraded ?? limit;
+  const algorithm = def.algorithm ?? defaultAlgorithm;
+  if (!wholeNumber(limit, 1)) reasons.push(`tier "${name}": limit must be a whole number of at least 1; got ${JSON.stringify(limit)}`);
+  if (!wholeNumber(burst, 1)) reasons.push(`tier "${name}": burst must be a whole number of at least 1; got ${JSON.stringify(def.burst)}`);
+  else if (wholeNumber(limit, 1) && burst < limit) reasons.push(`tier "${name}": burst (${burst}) must not be below limit (${limit})`);
+  if (!wholeNumber(degraded, 0)) reasons.push(`tier "${name}": degraded must be a whole number of at least 0; got ${JSON.stringify(def.degraded)}`);
+  if (!ALGORITHMS.includes(algorithm as Algorithm)) {
+    reasons.push(`tier "${name}": algorithm must be one of ${ALGORITHMS.join(', ')}; got ${JSON.stringify(def.algorithm)}`);
+  }
+  // The decision arithmetic multiplies counts by the window in ms; keep it exact in doubles.
+  const biggest = Math.max(Number(limit) || 0, Number(burst) || 0, Number(degraded) || 0);
+  if (biggest * windowSeconds * 1000 * 4 > Number.MAX_SAFE_INTEGER) {
+    reasons.push(`tier "${name}": limits × windowSeconds too large to count exactly`);
+  }
+  if (reasons.length > before) return null;
+  return { name, limit: limit as number, burst: burst as number, degraded: degraded as number, algorithm: algorithm as Algorithm };
+}
+
+/** The shape `GET /admin/tiers` shows. */
+export function tiersToJson(set: TierSet): Record<string, unknown> {
+  const tiers: Record<string, unknown> = {};
+  for (const t of set.tiers.values()) tiers[t.name] = { limit: t.limit, burst: t.burst, degraded: t.degraded, algorithm: t.algorithm };
+  return { windowSeconds: set.windowSeconds, algorithm: set.algorithm, tiers };
+}

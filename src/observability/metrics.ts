@@ -1,0 +1,78 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { HealthStatus } from '../limit/policy';
+
+export type Outcome = 'allowed' | 'limited' | 'unauthorized' | 'blocked' | 'upstream_error' | 'unavailable';
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+const OUTCOMES: readonly Outcome[] = ['allowed', 'limited', 'unauthorized', 'blocked', 'upstream_error', 'unavailable'];
+const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
+const HEALTH_STATES: readonly HealthStatus[] = ['NORMAL', 'DEGRADED'];
+
+/** Fine enough for sub-millisecond decisions: from 50 µs up. */
+const FAST_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+const REQUEST_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** A request counter child per outcome, looked up once per tier and then kept. */
+export type OutcomeCounters = Readonly<Record<Outcome, { inc(): void }>>;
+
+/**
+ * Every metric lives in a private Registry: prom-client's global one throws on
+ * re-registration when tests build the app twice. Labels are tier, outcome and
+ * state only — never a key, an IP or a path.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<'tier' | 'outcome'>;
+  readonly requestDuration: Histogram;
+  readonly limiterDuration: Histogram;
+  readonly upstreamDuration: Histogram;
+  private readonly health: Gauge<'state'>;
+  private readonly breaker: Gauge<'state'>;
+  readonly storeFallback: Counter;
+  readonly blockedIps: Gauge;
+  private readonly byTier = new Map<string, OutcomeCounters>();
+
+  constructor(opts: { defaultMetrics: boolean }) {
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'tollgate_requests_total', help: 'Requests through the proxy port by tier and outcome.', labelNames: ['tier', 'outcome'], registers });
+    this.requestDuration = new Histogram({ name: 'tollgate_request_duration_seconds', help: 'Whole request time on the proxy port, first byte in to last byte out.', buckets: REQUEST_BUCKETS, registers });
+    this.limiterDuration = new Histogram({ name: 'tollgate_limiter_duration_seconds', help: 'Time of the rate-limit decision alone.', buckets: FAST_BUCKETS, registers });
+    this.upstreamDuration = new Histogram({ name: 'tollgate_upstream_duration_seconds', help: 'Time from sending to the upstream until its response head arrived.', buckets: REQUEST_BUCKETS, registers });
+    // Gauges that are per-cluster facts rather than per-worker sums aggregate with max.
+    this.health = new Gauge({ name: 'tollgate_health_state', help: 'Health state in force: 1 for the current state, 0 otherwise.', labelNames: ['state'], registers, aggregator: 'max' });
+    this.breaker = new Gauge({ name: 'tollgate_store_breaker_state', help: 'Store circuit breaker: 1 for the current state, 0 otherwise.', labelNames: ['state'], registers, aggregator: 'max' });
+    this.storeFallback = new Counter({ name: 'tollgate_store_fallback_total', help: 'Decisions made by STORE_FAILURE_MODE because the store was unusable.', registers });
+    this.blockedIps = new Gauge({ name: 'tollgate_blocked_ips', help: 'Client IPs blocked for sending invalid API keys.', registers, aggregator: 'max' });
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    this.setHealth('NORMAL');
+    this.setBreaker('closed');
+    this.outcomes('none');
+  }
+
+  /** Counter children for one tier, created once. */
+  outcomes(tier: string): OutcomeCounters {
+    let c = this.byTier.get(tier);
+    if (c === undefined) {
+      const entries = OUTCOMES.map((o) => [o, this.requests.labels({ tier, outcome: o })] as const);
+      c = Object.fromEntries(entries) as unknown as OutcomeCounters;
+      this.byTier.set(tier, c);
+    }
+    return c;
+  }
+
+  setHealth(status: HealthStatus): void {
+    for (const s of HEALTH_STATES) this.health.set({ state: s }, s === status ? 1 : 0);
+  }
+
+  setBreaker(state: BreakerState): void {
+    for (const s of BREAKER_STATES) this.breaker.set({ state: s }, s === state ? 1 : 0);
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
