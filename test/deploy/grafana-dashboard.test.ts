@@ -1,0 +1,111 @@
+// observability/grafana: the dashboard only queries metrics SPEC §5 promises, covers the
+// panels operators need, and the provisioning files load it from where compose mounts it.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { allPanels, dashboardMetricNames, loadDashboard, panelExprs } from './dashboardQueries';
+import type { DashboardPanel } from './dashboardQueries';
+
+const ROOT = resolve(__dirname, '..', '..');
+const GRAFANA = join(ROOT, 'observability', 'grafana');
+
+// SPEC §5, by hand. A later end-to-end test checks the same dashboard against a live
+// /metrics; this one keeps the dashboard honest while the gateway is being written.
+const SPEC_METRICS = [
+  'tollgate_requests_total',
+  'tollgate_request_duration_seconds',
+  'tollgate_limiter_duration_seconds',
+  'tollgate_upstream_duration_seconds',
+  'tollgate_health_state',
+  'tollgate_store_breaker_state',
+  'tollgate_store_fallback_total',
+  'tollgate_blocked_ips',
+];
+const HISTOGRAMS = ['tollgate_request_duration_seconds', 'tollgate_limiter_duration_seconds', 'tollgate_upstream_duration_seconds'];
+
+const dashboard = loadDashboard();
+const panels = allPanels(dashboard.panels);
+const exprs = panels.flatMap(panelExprs);
+
+describe('Grafana dashboard', () => {
+  it('parses and has panels with queries', () => {
+    expect(dashboard.uid).toBe('tollgate');
+    expect(panels.length).toBeGreaterThan(0);
+    expect(exprs.length).toBeGreaterThan(0);
+  });
+
+  it('queries only metrics SPEC §5 defines', () => {
+    const used = dashboardMetricNames(SPEC_METRICS);
+    expect(used.length).toBeGreaterThan(0);
+    for (const name of used) expect({ name, inSpec: SPEC_METRICS.includes(name) }).toEqual({ name, inSpec: true });
+  });
+
+  it('reads histograms through their _bucket series', () => {
+    for (const expr of exprs) {
+      for (const histogram of HISTOGRAMS) {
+        // A bare histogram name (no suffix) is not a series Prometheus has.
+        expect(expr).not.toMatch(new RegExp(`\\b${histogram}\\b(?!_)`));
+      }
+    }
+  });
+
+  it('has the panels operators need', () => {
+    const find = (test: (expr: string) => boolean): DashboardPanel | undefined => panels.find((panel) => panelExprs(panel).some(test));
+
+    expect(find((e) => /tollgate_requests_total/.test(e) && /by \(tier, outcome\)/.test(e))).toBeDefined();
+    expect(find((e) => /tollgate_requests_total\{[^}]*outcome="limited"/.test(e))).toBeDefined();
+    for (const histogram of ['tollgate_limiter_duration_seconds', 'tollgate_upstream_duration_seconds']) {
+      for (const q of ['0.5', '0.99']) {
+        const pattern = new RegExp(`histogram_quantile\\(${q.replace('.', '\\.')},.*${histogram}_bucket`);
+        expect({ histogram, q, panel: find((e) => pattern.test(e))?.title }).toEqual({ histogram, q, panel: expect.any(String) });
+      }
+    }
+    expect(find((e) => e.includes('tollgate_store_breaker_state'))).toBeDefined();
+    expect(find((e) => e.includes('tollgate_health_state'))).toBeDefined();
+  });
+
+  it('uses the provisioned Prometheus data source', () => {
+    const datasources = readdirSync(join(GRAFANA, 'provisioning', 'datasources'))
+      .map((file) => parse(readFileSync(join(GRAFANA, 'provisioning', 'datasources', file), 'utf8')) as { datasources: { uid: string; type: string }[] })
+      .flatMap((doc) => doc.datasources);
+    const prometheusUids = datasources.filter((ds) => ds.type === 'prometheus').map((ds) => ds.uid);
+    expect(prometheusUids.length).toBeGreaterThan(0);
+    for (const panel of panels.filter((p) => p.type !== 'row')) {
+      for (const uid of [panel.datasource?.uid, ...(panel.targets ?? []).map((t) => t.datasource?.uid)]) {
+        if (uid !== undefined) expect(prometheusUids).toContain(uid);
+      }
+    }
+  });
+});
+
+describe('Grafana provisioning', () => {
+  it('loads dashboards from the folder compose mounts the dashboard JSON into', () => {
+    const providerDir = join(GRAFANA, 'provisioning', 'dashboards');
+    const providers = readdirSync(providerDir)
+      .map((file) => parse(readFileSync(join(providerDir, file), 'utf8')) as { providers: { type: string; options: { path: string } }[] })
+      .flatMap((doc) => doc.providers);
+    const paths = providers.filter((p) => p.type === 'file').map((p) => p.options.path);
+    expect(paths.length).toBeGreaterThan(0);
+
+    const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { volumes?: string[] }> };
+    const mounts = (compose.services.grafana.volumes ?? []).map((volume) => {
+      const [source, target] = volume.split(':');
+      return { source, target };
+    });
+    const dashboardsMount = mounts.find((mount) => mount.source === './observability/grafana/dashboards');
+    expect(dashboardsMount).toBeDefined();
+    expect(paths).toContain(dashboardsMount?.target);
+    expect(existsSync(join(ROOT, 'observability', 'grafana', 'dashboards', 'tollgate.json'))).toBe(true);
+
+    const provisioningMount = mounts.find((mount) => mount.source === './observability/grafana/provisioning');
+    expect(provisioningMount?.target).toBe('/etc/grafana/provisioning');
+  });
+
+  it('points the data source at the compose Prometheus service', () => {
+    const file = join(GRAFANA, 'provisioning', 'datasources', 'prometheus.yml');
+    const doc = parse(readFileSync(file, 'utf8')) as { datasources: { url: string }[] };
+    const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, unknown> };
+    const host = new URL(doc.datasources[0].url).hostname;
+    expect(compose.services).toHaveProperty(host);
+  });
+});
