@@ -72,7 +72,9 @@ export function slidingWindow(
 /**
  * GCRA: a token bucket of capacity `limit` refilled one token every T = W / limit ms,
  * kept as the theoretical arrival time (TAT). Allowed when TAT + T − W ≤ now. T can be
- * fractional, so comparisons allow T/2 of rounding — less than one request's worth.
+ * fractional, and summing it in doubles drifts by far less than a millisecond, so the
+ * comparisons allow min(T/2, 1 ms) of rounding: a token is never given back early by
+ * more than that, and `limit` requests at one instant always fit.
  */
 export function gcra(
   tat: number | null, nowMs: number, limit: number, windowMs: number,
@@ -81,7 +83,7 @@ export function gcra(
     return { decision: { allowed: false, remaining: 0, resetMs: nowMs + windowMs, retryAtMs: nowMs + windowMs }, nextTat: null };
   }
   const interval = windowMs / limit;
-  const slack = interval / 2;
+  const slack = Math.min(interval / 2, 1);
   const base = tat === null || tat < nowMs ? nowMs : tat;
   const nextTat = base + interval;
   const allowAt = nextTat - windowMs;

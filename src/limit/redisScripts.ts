@@ -70,7 +70,7 @@ if limit <= 0 then
   return {0, 0, now + windowMs, now + windowMs, now}
 end
 local interval = windowMs / limit
-local slack = interval / 2
+local slack = math.min(interval / 2, 1)
 local tat = tonumber(redis.call('GET', KEYS[1]))
 local base = now
 if tat and tat >= now then base = tat end
