@@ -1,0 +1,199 @@
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { startGateway, type GatewayProcess } from '../support/gateway';
+import { freePort } from '../support/ports';
+import { httpRequest } from '../support/http';
+import { waitFor } from '../support/processes';
+import { startUpstream, type Upstream } from '../support/upstream';
+import { get } from './fixtures';
+
+/* The proxy port end to end (SPEC §3 step 5), on the memory store. */
+
+const PRO = 'demo_pro_key_789';
+let upstream: Upstream;
+let gw: GatewayProcess;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, UPSTREAM_TIMEOUT_MS: '1000', TIERS_FILE: writeBigTiers() } });
+});
+
+afterAll(async () => {
+  await gw?.stop();
+  await upstream?.close();
+});
+
+/** The demo keys with limits high enough that these tests never hit them. */
+function writeBigTiers(): string {
+  const { writeTiers } = jest.requireActual<typeof import('./fixtures')>('./fixtures');
+  return writeTiers({ windowSeconds: 60, tiers: { free: { limit: 10000 }, pro: { limit: 10000 }, enterprise: { limit: 10000 } } });
+}
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+test('any method, path and query reach the upstream, with forwarding headers and the tier', async () => {
+  for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
+    const r = await httpRequest(`${gw.url}/a/b%20c?x=1&y=two`, {
+      method, headers: { 'x-api-key': PRO, 'X-RateLimit-Limit': '99999', 'RateLimit-Policy': 'spoof', 'X-Tollgate-Tier': 'enterprise' }, body: method === 'GET' ? undefined : 'hello',
+    });
+    expect(r.status).toBe(200);
+    const seen = r.json<{ method: string; url: string; headers: Record<string, string> }>();
+    expect(seen.method).toBe(method);
+    expect(seen.url).toBe('/a/b%20c?x=1&y=two');
+    expect(seen.headers['x-tollgate-tier']).toBe('pro');
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen.headers['x-forwarded-proto']).toBe('http');
+    expect(seen.headers['x-forwarded-host']).toBe(`127.0.0.1:${gw.port}`);
+    expect(seen.headers['x-ratelimit-limit']).toBeUndefined();
+    expect(seen.headers['ratelimit-policy']).toBeUndefined();
+  }
+});
+
+test('an existing X-Forwarded-For is appended to, and hop-by-hop headers are dropped', async () => {
+  const r = await httpRequest(`${gw.url}/hop`, {
+    headers: { 'x-api-key': PRO, 'x-forwarded-for': '203.0.113.7', connection: 'keep-alive, x-secret-hop', 'x-secret-hop': 'drop me', te: 'trailers', 'proxy-authorization': 'Basic abc' },
+  });
+  const seen = r.json<{ headers: Record<string, string> }>().headers;
+  expect(seen['x-forwarded-for']).toMatch(/^203\.0\.113\.7, ?127\.0\.0\.1$/);
+  expect(seen['x-secret-hop']).toBeUndefined();
+  expect(seen.te).toBeUndefined();
+  expect(seen['proxy-authorization']).toBeUndefined();
+});
+
+test('a 5 MB upload arrives intact (hash compared)', async () => {
+  const body = randomBytes(5 * 1024 * 1024);
+  const r = await httpRequest(`${gw.url}/upload`, { method: 'POST', headers: { 'x-api-key': PRO, 'content-type': 'application/octet-stream' }, body });
+  expect(r.status).toBe(200);
+  const seen = r.json<{ bodyLength: number; bodySha256: string }>();
+  expect(seen.bodyLength).toBe(body.length);
+  expect(seen.bodySha256).toBe(createHash('sha256').update(body).digest('hex'));
+});
+
+test('a 50 MB streamed upload and a 50 MB download do not grow the gateway RSS by 50 MB', async () => {
+  const before = rssKb(gw.pid);
+  const chunk = Buffer.alloc(256 * 1024, 7);
+  let sent = 0;
+  const total = 50 * 1024 * 1024;
+  const hash = createHash('sha256');
+  const source = new Readable({
+    read() {
+      if (sent >= total) return this.push(null);
+      sent += chunk.length;
+      hash.update(chunk);
+      this.push(chunk);
+    },
+  });
+  const up = await httpRequest(`${gw.url}/upload`, { method: 'POST', headers: { 'x-api-key': PRO, 'transfer-encoding': 'chunked' }, body: source, timeoutMs: 60000 });
+  expect(up.status).toBe(200);
+  expect(up.json<{ bodyLength: number; bodySha256: string }>()).toMatchObject({ bodyLength: total, bodySha256: hash.digest('hex') });
+  const down = await new Promise<number>((resolve, reject) => {
+    http.get(`${gw.url}/big?bytes=${total}`, { headers: { 'x-api-key': PRO } }, (res) => {
+      let n = 0;
+      res.on('data', (c: Buffer) => { n += c.length; });
+      res.on('end', () => resolve(n));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+  expect(down).toBe(total);
+  const grewMb = (rssKb(gw.pid) - before) / 1024;
+  expect(grewMb).toBeLessThan(30);
+});
+
+test('upstream rate-limit headers are replaced by ours in gateway mode', async () => {
+  const r = await get(`${gw.url}/upstream-ratelimit`, PRO);
+  expect(r.status).toBe(200);
+  expect(r.headers['x-ratelimit-limit']).toBe('10000');
+  expect(r.headers.ratelimit).toBeUndefined();
+  expect(r.headers['ratelimit-policy']).toBeUndefined();
+});
+
+test('slow upstream → 504 gateway_timeout; the gateway keeps serving', async () => {
+  const r = await get(`${gw.url}/slow?ms=3000`, PRO);
+  expect(r.status).toBe(504);
+  expect(r.headers['content-type']).toMatch(/^application\/json/);
+  expect(r.json()).toEqual({ error: 'gateway_timeout', message: expect.any(String) });
+  const hung = await get(`${gw.url}/hang`, PRO);
+  expect(hung.status).toBe(504);
+  expect((await get(`${gw.url}/fine`, PRO)).status).toBe(200);
+});
+
+test('upstream reset → 502 bad_gateway', async () => {
+  const r = await get(`${gw.url}/reset`, PRO);
+  expect(r.status).toBe(502);
+  expect(r.json()).toEqual({ error: 'bad_gateway', message: expect.any(String) });
+  expect((await get(`${gw.url}/fine`, PRO)).status).toBe(200);
+});
+
+test('a client that disconnects cancels the upstream request', async () => {
+  let upstreamClosed = false;
+  let arrived = false;
+  const hang = http.createServer((req, res) => {
+    arrived = true;
+    res.on('close', () => { upstreamClosed = true; });
+    req.resume();
+  });
+  await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
+  const port = (hang.address() as AddressInfo).port;
+  const g = await startGateway({ env: { UPSTREAM_URL: `http://127.0.0.1:${port}` } });
+  try {
+    const req = http.get(`${g.url}/wait`, { headers: { 'x-api-key': PRO }, agent: false });
+    req.on('error', () => undefined);
+    await waitFor('the request to reach the upstream', async () => arrived, 5000);
+    req.destroy();
+    await waitFor('the upstream request to be cancelled', async () => upstreamClosed, 5000);
+  } finally {
+    await g.stop();
+    hang.closeAllConnections();
+    await new Promise((r) => hang.close(r));
+  }
+});
+
+test('WebSocket: an upgrade with a valid key is proxied and echoes; a refused one gets a real 401 with JSON', async () => {
+  const wsUrl = gw.url.replace('http:', 'ws:');
+  const ws = new WebSocket(`${wsUrl}/socket`, { headers: { 'x-api-key': PRO } });
+  const echoed = await new Promise<string>((resolve, reject) => {
+    ws.on('open', () => ws.send('hello through tollgate'));
+    ws.on('message', (data) => resolve(String(data)));
+    ws.on('error', reject);
+  });
+  expect(echoed).toBe('hello through tollgate');
+  ws.close();
+
+  const refused = await new Promise<{ status: number; body: string; type: string }>((resolve, reject) => {
+    const bad = new WebSocket(`${wsUrl}/socket`);
+    bad.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += c.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
+    });
+    bad.on('open', () => reject(new Error('upgrade without a key was accepted')));
+    bad.on('error', () => undefined);
+  });
+  expect(refused.status).toBe(401);
+  expect(refused.type).toMatch(/^application\/json/);
+  expect(JSON.parse(refused.body)).toMatchObject({ error: 'missing_api_key' });
+});
+
+describe('upstream down', () => {
+  test('connection refused → 502 bad_gateway JSON, and the gateway stays up', async () => {
+    const port = await freePort();
+    const g = await startGateway({ env: { UPSTREAM_URL: `http://127.0.0.1:${port}` } });
+    try {
+      const r = await get(`${g.url}/x`, PRO);
+      expect(r.status).toBe(502);
+      expect(r.json()).toEqual({ error: 'bad_gateway', message: expect.any(String) });
+      expect((await get(`${g.adminUrl}/livez`)).status).toBe(200);
+      const metrics = (await get(`${g.adminUrl}/metrics`)).body;
+      expect(metrics).toMatch(/tollgate_requests_total\{tier="pro",outcome="upstream_error"\} 1/);
+    } finally {
+      expect(await g.stop()).toBe(0);
+    }
+  });
+});
