@@ -15,6 +15,8 @@ export class RedisControl implements Control {
   private readonly blocksVersionKey: string;
   private readonly channel: string;
   private subscriber: Redis | Cluster | null = null;
+  /** Changes made here are applied here at once; pub/sub brings them back later, harmlessly. */
+  private onEvent: (e: ControlEvent) => void = () => undefined;
 
   constructor(private readonly client: Redis | Cluster, prefix: string, private readonly onError: (err: Error) => void) {
     this.healthKey = `${prefix}{ctl}:health`;
@@ -24,8 +26,12 @@ export class RedisControl implements Control {
   }
 
   async start(onEvent: (e: ControlEvent) => void): Promise<void> {
-    // A subscribed connection can issue nothing else, so it is a second connection.
-    const sub = this.client.duplicate();
+    this.onEvent = onEvent;
+    // A subscribed connection can issue nothing else, so it is a second connection. It
+    // queues while connecting (the main client does not), or the first SUBSCRIBE would fail.
+    const sub = this.client.isCluster
+      ? (this.client as Cluster).duplicate(undefined, { enableOfflineQueue: true })
+      : (this.client as Redis).duplicate({ enableOfflineQueue: true });
     this.subscriber = sub;
     sub.on('error', (err: Error) => this.onError(err));
     sub.on('message', (channel: string, message: string) => {
@@ -47,11 +53,13 @@ export class RedisControl implements Control {
 
   async keysChanged(hashes: readonly string[]): Promise<void> {
     const version = await this.client.incr(this.keysVersionKey);
+    this.onEvent({ type: 'keys', hashes, version });
     await this.publish({ type: 'keys', hashes, version });
   }
 
   async blocksChanged(): Promise<void> {
     const version = await this.client.incr(this.blocksVersionKey);
+    this.onEvent({ type: 'blocks', version });
     await this.publish({ type: 'blocks', version });
   }
 
