@@ -1,0 +1,49 @@
+'use strict';
+// Shared helpers for the comparison servers spawned by scripts/bench.js.
+// They read the same tiers/keys files as tollgate so every system enforces the same
+// per-key limits: key -> tier -> effective limit (`burst`, default `limit`) per window.
+const fs = require('fs');
+
+function env(name, fallback) {
+  const v = process.env[name];
+  if (v === undefined || v === '') {
+    if (fallback === undefined) {
+      console.error(`missing env ${name}`);
+      process.exit(2);
+    }
+    return fallback;
+  }
+  return v;
+}
+
+function loadLimits() {
+  const tiersFile = env('BENCH_TIERS_FILE');
+  const keysFile = env('BENCH_KEYS_FILE');
+  const tiersDoc = JSON.parse(fs.readFileSync(tiersFile, 'utf8'));
+  const keysDoc = JSON.parse(fs.readFileSync(keysFile, 'utf8'));
+  const windowSeconds = tiersDoc.windowSeconds || 60;
+  const limits = {};
+  for (const [name, t] of Object.entries(tiersDoc.tiers)) {
+    limits[name] = Math.max(t.limit, t.burst === undefined ? t.limit : t.burst);
+  }
+  const keyTier = new Map();
+  for (const k of keysDoc.keys) keyTier.set(k.key, k.tier);
+  return { windowSeconds, limits, keyTier };
+}
+
+function onSignals(close) {
+  let closing = false;
+  const stop = () => {
+    if (closing) return;
+    closing = true;
+    Promise.resolve()
+      .then(close)
+      .catch(() => {})
+      .finally(() => process.exit(0));
+    setTimeout(() => process.exit(0), 1000).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+module.exports = { env, loadLimits, onSignals };

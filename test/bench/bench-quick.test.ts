@@ -1,0 +1,105 @@
+/**
+ * Smoke test of the side-by-side benchmark (issue 6): `node scripts/bench.js --quick`
+ * must run every system and scenario and exit 0. No assertions on speed — only that
+ * each row exists and the systems that must work (direct, the bare http-proxy baseline
+ * and tollgate itself) served requests. Results go to a temp dir so a real
+ * bench-results/latest.json is not overwritten by the test suite.
+ */
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const SYSTEMS = ['direct', 'http-proxy', 'rlflex', 'fastify', 'tollgate'];
+const SCENARIOS = ['allowed-1key', 'allowed-1000keys', 'rejected'];
+const MUST_SERVE = ['direct', 'http-proxy', 'tollgate'];
+const RUN_TIMEOUT_MS = 240_000;
+
+interface Row {
+  system: string;
+  scenario: string;
+  ok: boolean;
+  reqPerSec?: number | null;
+  error?: string;
+}
+
+interface Report {
+  results: Row[];
+  latency: Row[];
+  systems: Record<string, { status: string; error?: string }>;
+  machine: { cpuModel: string; cpuCount: number; node: string; date: string };
+}
+
+function runBench(outDir: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench.js'), '--quick', '--out', outDir], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keep = (d: Buffer) => {
+      output += d.toString();
+      if (output.length > 200_000) output = output.slice(-200_000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    // SIGTERM lets bench.js stop its own children; SIGKILL if it does not go.
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    }, RUN_TIMEOUT_MS);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, output });
+    });
+  });
+}
+
+describe('scripts/bench.js --quick', () => {
+  let outDir: string;
+  let run: { code: number | null; signal: NodeJS.Signals | null; output: string };
+  let report: Report | undefined;
+
+  beforeAll(async () => {
+    outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-test-'));
+    run = await runBench(outDir);
+    const file = path.join(outDir, 'latest.json');
+    if (fs.existsSync(file)) report = JSON.parse(fs.readFileSync(file, 'utf8')) as Report;
+  }, RUN_TIMEOUT_MS + 15_000);
+
+  afterAll(() => {
+    if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it('exits 0 and writes latest.json and latest.md', () => {
+    if (run.code !== 0) throw new Error(`bench exited ${run.code ?? run.signal}:\n${run.output.slice(-4000)}`);
+    expect(report).toBeDefined();
+    expect(fs.existsSync(path.join(outDir, 'latest.md'))).toBe(true);
+    expect(report!.machine.cpuCount).toBeGreaterThan(0);
+    expect(report!.machine.node).toBe(process.version);
+  });
+
+  it('has a result row for every system and scenario', () => {
+    expect(report).toBeDefined();
+    for (const system of SYSTEMS) {
+      for (const scenario of SCENARIOS) {
+        const row = report!.results.find((r) => r.system === system && r.scenario === scenario);
+        expect(row).toEqual(expect.objectContaining({ system, scenario }));
+      }
+    }
+    for (const system of ['http-proxy', 'tollgate']) {
+      expect(report!.latency.find((r) => r.system === system)).toBeDefined();
+    }
+  });
+
+  it.each(MUST_SERVE)('%s served requests in every scenario', (system) => {
+    expect(report).toBeDefined();
+    for (const scenario of SCENARIOS) {
+      const row = report!.results.find((r) => r.system === system && r.scenario === scenario);
+      const why = row && !row.ok ? ` (${row.error})` : '';
+      expect({ scenario, reqPerSec: row?.reqPerSec, why }).toEqual({ scenario, reqPerSec: expect.any(Number), why: '' });
+      expect(row!.reqPerSec).toBeGreaterThan(0);
+    }
+  });
+});
