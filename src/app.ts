@@ -40,17 +40,26 @@ export interface AppOptions {
   readonly clock?: Clock;
   /** Replaces /metrics output (the primary aggregates its workers' metrics). */
   readonly metricsOverride?: () => Promise<{ contentType: string; body: string }>;
+  /** Also required for /readyz (the primary waits for its workers to listen). */
+  readonly readyCheck?: () => boolean;
+  /** A reload succeeded here (the primary tells its workers to reload too). */
+  readonly onTiersReloaded?: (actor: string) => void;
 }
 
 export interface App {
   start(): Promise<{ port: number | null; adminPort: number | null }>;
-  /** Stop accepting, finish in-flight requests within the drain time, close the store. */
-  stop(): Promise<void>;
+  /**
+   * Stop accepting, finish in-flight requests within the drain time, close the store.
+   * `beforeClose` runs once /readyz already answers 503 (the primary drains its workers there).
+   */
+  stop(opts?: { beforeClose?: () => Promise<void> }): Promise<void>;
   reloadTiers(actor: string): Promise<TierParseResult>;
   readonly metrics: Metrics;
 }
 
 const SYNC_INTERVAL_MS = 1000;
+/** The actor of reloads the file watcher starts; every process watches for itself. */
+export const FILE_WATCH = 'file-watch';
 
 async function loadKeysFile(path: string): Promise<Array<{ key: string; tier: string; name: string }>> {
   let doc: unknown;
@@ -190,6 +199,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     }
     applyTiers(r.tiers);
     audit(log, 'tiers.reloaded', { tiers: [...r.tiers.tiers.keys()], actor });
+    options.onTiersReloaded?.(actor);
     return r;
   }
 
@@ -230,7 +240,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const admin = createAdminServer({
     token: config.adminToken,
     log,
-    ready: () => !draining && (config.storeFailureMode !== 'closed' || storeUsable()),
+    ready: () => !draining && (config.storeFailureMode !== 'closed' || storeUsable()) && (options.readyCheck?.() ?? true),
     metrics: options.metricsOverride ?? (async () => ({ contentType: metrics.contentType, body: await metrics.text() })),
     health: {
       current: () => health.current,
@@ -342,16 +352,15 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         sync().catch(() => undefined);
       }, SYNC_INTERVAL_MS);
       syncTimer.unref();
-      if (role !== 'admin') {
-        stopWatching = watchTiersFile(config.tiersFile, () => { void reloadTiers('file-watch'); });
-      }
+      stopWatching = watchTiersFile(config.tiersFile, () => { void reloadTiers(FILE_WATCH); });
       const port = role === 'admin' ? null : await listen(proxyServer, config.port, config.host);
       const adminPort = role === 'proxy' ? null : await listen(admin, config.adminPort, config.adminHost);
       log.info({ port, adminPort, store: config.store, upstream: config.upstreamUrl, role }, 'tollgate listening');
       return { port, adminPort };
     },
-    async stop() {
+    async stop(opts) {
       draining = true;
+      if (opts?.beforeClose) await opts.beforeClose();
       stopWatching();
       if (syncTimer) clearInterval(syncTimer);
       const closed = new Promise<void>((resolve) => {

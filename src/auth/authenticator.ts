@@ -9,6 +9,9 @@ import type { KeyStore, StoredKey } from './keyStore';
  * failure mode: authentication never fails open.
  */
 export class Authenticator {
+  /** Lookups in flight, so a burst on a cold key asks the store once. */
+  private readonly pending = new Map<string, Promise<StoredKey | null>>();
+
   constructor(
     private readonly store: KeyStore,
     private readonly cache: KeyCache,
@@ -20,9 +23,18 @@ export class Authenticator {
     return this.cache.fresh(hash);
   }
 
-  async resolve(hash: string): Promise<StoredKey | null> {
+  resolve(hash: string): Promise<StoredKey | null> {
     const fresh = this.cache.fresh(hash);
-    if (fresh !== undefined) return fresh;
+    if (fresh !== undefined) return Promise.resolve(fresh);
+    let p = this.pending.get(hash);
+    if (p === undefined) {
+      p = this.lookup(hash).finally(() => this.pending.delete(hash));
+      this.pending.set(hash, p);
+    }
+    return p;
+  }
+
+  private async lookup(hash: string): Promise<StoredKey | null> {
     if (this.breaker === null) return this.remember(hash, await this.store.findByHash(hash));
     if (!this.breaker.isOpen) {
       try {

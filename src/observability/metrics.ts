@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HealthStatus } from '../limit/policy';
 
 export type Outcome = 'allowed' | 'limited' | 'unauthorized' | 'blocked' | 'upstream_error' | 'unavailable';
@@ -75,4 +75,20 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/**
+ * Worker processes (WORKERS > 1): answer the primary's requests for this registry over
+ * the cluster IPC channel (prom-client's AggregatorRegistry protocol).
+ */
+export function reportToPrimary(metrics: Metrics): void {
+  AggregatorRegistry.setRegistries([metrics.registry]);
+  // Constructing one installs the worker's message listener.
+  new AggregatorRegistry();
+}
+
+/** The primary's /metrics: every worker's metrics, counters summed, state gauges by max. */
+export function clusterMetricsSource(): () => Promise<{ contentType: string; body: string }> {
+  const aggregator = new AggregatorRegistry();
+  return async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() });
 }

@@ -43,7 +43,12 @@ function isRateLimitHeader(name: string): boolean {
   return name.startsWith('x-ratelimit') || name.startsWith('ratelimit');
 }
 
-/** Drops hop-by-hop headers, those named in Connection, and client rate-limit headers. */
+/**
+ * Drops hop-by-hop headers, those named in Connection, and client rate-limit headers.
+ * `Connection` itself stays on the incoming request — http-proxy answers the client with
+ * it, and a client that said "close" must hear "close" — and is removed from the
+ * upstream request in the `proxyReq` handler instead.
+ */
 export function cleanRequestHeaders(headers: http.IncomingHttpHeaders, keepUpgrade: boolean): void {
   const connection = headers.connection;
   if (typeof connection === 'string' && !keepUpgrade) {
@@ -53,7 +58,7 @@ export function cleanRequestHeaders(headers: http.IncomingHttpHeaders, keepUpgra
     }
   }
   for (const h of HOP_BY_HOP) {
-    if (keepUpgrade && (h === 'connection' || h === 'upgrade')) continue;
+    if (h === 'connection' || (keepUpgrade && h === 'upgrade')) continue;
     if (headers[h] !== undefined) delete headers[h];
   }
   for (const name in headers) if (isRateLimitHeader(name)) delete headers[name];
@@ -81,6 +86,8 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   const stripUpstreamRateLimit = opts.headerMode !== 'upstream';
 
   proxy.on('proxyReq', (proxyReq, req, res) => {
+    // The client's Connection is about its socket, not ours: the agent keeps upstream sockets alive.
+    proxyReq.removeHeader('connection');
     // Socket inactivity: no response head (or no body progress) this long → 504.
     proxyReq.setTimeout(opts.timeoutMs, () => {
       (req as Tagged)[TIMED_OUT] = true;

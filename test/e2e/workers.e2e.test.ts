@@ -1,0 +1,65 @@
+import { startGateway, type GatewayProcess } from '../support/gateway';
+import { burst, countStatuses } from '../support/http';
+import { startRedis, type RedisServer } from '../support/redis';
+import { startUpstream, type Upstream } from '../support/upstream';
+import { SHIPPED_TIERS, createKey, get, setHealth, writeTiers } from './fixtures';
+
+/* WORKERS=2 end to end (issue 6): node:cluster workers sharing the proxy port. */
+
+let upstream: Upstream;
+let redis: RedisServer;
+let gw: GatewayProcess;
+
+beforeAll(async () => {
+  [upstream, redis] = await Promise.all([startUpstream(), startRedis()]);
+  const tiersFile = writeTiers({ ...SHIPPED_TIERS, windowSeconds: 3600 });
+  gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, WORKERS: '2', TIERS_FILE: tiersFile } });
+});
+afterAll(async () => {
+  await gw?.stop();
+  await Promise.all([upstream?.close(), redis?.stop()]);
+});
+
+function metricValue(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
+}
+
+test('limits are exact across workers, and /metrics totals equal the requests sent', async () => {
+  const { key } = await createKey(gw.adminUrl, 'pro');
+  const results = await burst(200, 50, () => get(gw.url, key));
+  expect(countStatuses(results)).toEqual({ 200: 150, 429: 50 });
+  const metrics = (await get(`${gw.adminUrl}/metrics`)).body;
+  expect(metricValue(metrics, 'tollgate_requests_total{tier="pro",outcome="allowed"}')).toBe(150);
+  expect(metricValue(metrics, 'tollgate_requests_total{tier="pro",outcome="limited"}')).toBe(50);
+  expect(metrics).toMatch(/^tollgate_health_state\{state="NORMAL"\} 1$/m);
+});
+
+test('an admin health switch applies to both workers', async () => {
+  const [k1, k2] = await Promise.all([createKey(gw.adminUrl, 'free'), createKey(gw.adminUrl, 'free')]);
+  expect((await setHealth(gw.adminUrl, 'DEGRADED')).status).toBe(200);
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    // Many requests over fresh connections land on both workers (round-robin accept).
+    const results = await burst(40, 20, (i) => get(gw.url, i % 2 === 0 ? k1.key : k2.key, { connection: 'close' }));
+    for (const r of results) expect(r.headers['x-ratelimit-limit']).toBe('2');
+    expect(countStatuses(results)).toEqual({ 200: 4, 429: 36 });
+  } finally {
+    await setHealth(gw.adminUrl, 'NORMAL');
+  }
+});
+
+test('SIGTERM drains the workers and the primary exits 0', async () => {
+  const g = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, WORKERS: '2', REDIS_KEY_PREFIX: 'w2:' } });
+  expect((await get(`${g.url}/`, 'demo_pro_key_789')).status).toBe(200);
+  expect(await g.stop('SIGTERM')).toBe(0);
+  expect(g.output().match(/"msg":"stopped"/g)?.length).toBe(3);
+});
+
+test('WORKERS > 1 with the memory store is refused at startup with a reason', async () => {
+  const { runGatewayToExit } = await import('../support/gateway');
+  const r = await runGatewayToExit({ env: { UPSTREAM_URL: upstream.url, WORKERS: '2' } });
+  expect(r.code).toBe(2);
+  expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  expect(r.stderr).toMatch(/WORKERS.*redis/);
+});
