@@ -17,6 +17,9 @@
  *   --latency-factor F  fixed rate of the latency scenario as a fraction of bare
  *                       http-proxy's max req/s in allowed-1key (default 0.6)
  *   --latency-rate N    fixed rate in req/s (overrides --latency-factor)
+ *   --latency-rounds N  alternating http-proxy/tollgate latency runs of duration/2 s each
+ *                       (default 3, quick 1); the table gives medians, and "p99 added"
+ *                       is the median of the per-round differences
  *   --node-upstream     use the Node upstream even if nginx is installed
  *   --build             run `npm run build` before starting tollgate even if dist/main.js exists
  *   --out DIR           where latest.json / latest.md go (default bench-results/)
@@ -56,7 +59,7 @@ function parseArgs(argv) {
   const o = {
     quick: false, duration: null, warmup: null, connections: 50, threads: 1, loadgen: null,
     systems: ALL_SYSTEMS.slice(), scenarios: LOAD_SCENARIOS.concat('latency'),
-    latencyFactor: 0.6, latencyRate: null, nodeUpstream: false, build: false,
+    latencyFactor: 0.6, latencyRate: null, latencyRounds: null, nodeUpstream: false, build: false,
     out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {},
   };
   const need = (i) => {
@@ -88,6 +91,7 @@ function parseArgs(argv) {
       case '--scenarios': o.scenarios = list(i, LOAD_SCENARIOS.concat('latency')); i++; break;
       case '--latency-factor': o.latencyFactor = num(i); i++; break;
       case '--latency-rate': o.latencyRate = num(i); i++; break;
+      case '--latency-rounds': o.latencyRounds = Math.max(1, Math.round(num(i))); i++; break;
       case '--node-upstream': o.nodeUpstream = true; break;
       case '--build': o.build = true; break;
       case '--out': o.out = path.resolve(need(i)); i++; break;
@@ -108,6 +112,7 @@ function parseArgs(argv) {
   }
   if (o.duration === null) o.duration = o.quick ? 1 : 10;
   if (o.warmup === null) o.warmup = o.quick ? 0 : 2;
+  if (o.latencyRounds === null) o.latencyRounds = o.quick ? 1 : 3;
   if (o.duration < 1) throw new Error('--duration must be at least 1');
   // keep the systems in canonical order (baseline before the others)
   o.systems = ALL_SYSTEMS.filter((s) => o.systems.includes(s));
@@ -646,7 +651,7 @@ async function prime(port, headers, n) {
   return out;
 }
 
-async function runOne(ctx, system, scenario) {
+async function runOne(ctx, system, scenario, durationS) {
   const { cfg, redis, upstream, opts } = ctx;
   const row = { system, scenario, ok: false };
   if (ctx.failed[system]) {
@@ -702,7 +707,7 @@ async function runOne(ctx, system, scenario) {
 
     let load;
     if (latency) {
-      const cfgL = { url: `http://127.0.0.1:${sys.port}/`, rate: ctx.latencyRate, duration: opts.duration, warmup: opts.warmup, connections: opts.connections, headers };
+      const cfgL = { url: `http://127.0.0.1:${sys.port}/`, rate: ctx.latencyRate, duration: durationS || opts.duration, warmup: opts.warmup, connections: opts.connections, headers };
       load = await runNodeLoad(ctx, 'paced-load.js', cfgL, measure, opts.warmup + opts.duration + 40);
     } else {
       load = await closedLoop(ctx, sys.port, headers, keys, measure);
@@ -747,11 +752,15 @@ async function runOne(ctx, system, scenario) {
     }
     const ours = (system === 'direct' ? 0 : s.server) + s.redisCpu + s.upstreamCpu + s.selfUs + (load.loadgenCpuUs || 0);
     row.otherLoadCores = load.loadgenCpuUs !== undefined ? round(Math.max(0, s.machineBusyUs - ours) / 1e6 / s.wallS, 2) : null;
+    if (latency && row.reqPerSec < 0.97 * ctx.latencyRate) {
+      row.saturated = true;
+      row.warning = `did not keep up with the target rate (${fmt(row.reqPerSec)} req/s): saturated, latency is queueing`;
+    }
     const exp = expectedStatus(system, scenario);
     row.expectedStatus = exp;
     row.expectedShare = n ? round((load.statuses[exp] || 0) / n, 4) : 0;
     if (row.expectedShare < 0.99) {
-      row.warning = `only ${(row.expectedShare * 100).toFixed(1)}% of responses were ${exp}`;
+      row.warning = `${row.warning ? `${row.warning}; ` : ''}only ${(row.expectedShare * 100).toFixed(1)}% of responses were ${exp}`;
     }
   } catch (e) {
     row.ok = false;
@@ -766,6 +775,52 @@ async function runOne(ctx, system, scenario) {
     }
   }
   return row;
+}
+
+function median(xs) {
+  const v = xs.filter((x) => x !== null && x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+/** One latency row per system from its rounds: medians, summed counts, pairwise p99 added. */
+function aggregateLatency(system, rows, baseRows) {
+  const ok = rows.filter((r) => r.ok);
+  const out = { system, scenario: 'latency', ok: ok.length > 0, roundsOk: ok.length, rounds: rows };
+  if (!ok.length) {
+    out.error = rows.length ? rows[0].error : 'no rounds ran';
+    return out;
+  }
+  for (const k of ['targetRate', 'reqPerSec', 'p50Ms', 'p90Ms', 'p99Ms', 'correctedP50Ms', 'correctedP99Ms', 'cpuUsPerReq',
+    'serverCpuCores', 'rssMB', 'redisCmdsPerReq', 'redisScriptCallsPerReq', 'redisCpuUsPerReq', 'upstreamCpuUsPerReq',
+    'loadgenCpuUsPerReq', 'otherLoadCores', 'stealCores']) {
+    out[k] = round(median(ok.map((r) => r[k])), 3);
+  }
+  out.maxMs = round(Math.max(...ok.map((r) => r.maxMs || 0)), 3);
+  out.requests = ok.reduce((a, r) => a + r.requests, 0);
+  out.skipped = ok.reduce((a, r) => a + (r.skipped || 0), 0);
+  out.statuses = {};
+  for (const r of ok) for (const [k, v] of Object.entries(r.statuses || {})) out.statuses[k] = (out.statuses[k] || 0) + v;
+  out.errors = ok.reduce((a, r) => a + (typeof r.errors === 'number' ? r.errors : 0), 0);
+  const sat = ok.filter((r) => r.saturated).length;
+  const warnings = [];
+  if (sat) warnings.push(`${sat}/${ok.length} rounds did not keep up with the target rate (saturated)`);
+  if (ok.length < rows.length) warnings.push(`${rows.length - ok.length} rounds failed`);
+  const exp = expectedStatus(system, 'latency');
+  const share = out.requests ? (out.statuses[exp] || 0) / out.requests : 0;
+  if (share < 0.99) warnings.push(`only ${(share * 100).toFixed(1)}% of responses were ${exp}`);
+  if (warnings.length) out.warning = warnings.join('; ');
+  // p99 added over bare http-proxy: median of the per-round differences (rounds alternate
+  // between the two systems, so each pair ran close in time on the shared machine)
+  const diffs = [];
+  rows.forEach((r, i) => {
+    const b = baseRows[i];
+    if (r.ok && b && b.ok) diffs.push(r.p99Ms - b.p99Ms);
+  });
+  out.p99AddedMs = diffs.length ? round(median(diffs), 3) : null;
+  out.p99AddedByRound = diffs.map((d) => round(d, 3));
+  return out;
 }
 
 function round(v, d) {
@@ -795,20 +850,22 @@ function markdown(report) {
   L.push(`load average ${m.loadAvgStart.join(' ')} at start, ${m.loadAvgEnd.join(' ')} at end`);
   L.push(`load: ${report.config.loadgen}, ${report.config.connections} connections, ${report.config.warmup}s warm-up + ${report.config.duration}s measured per run${report.config.quick ? ' (--quick)' : ''}; total ${fmt(report.totalSeconds, 0)} s`);
   L.push('');
-  L.push('| system | scenario | req/s | × http-proxy | p50 ms | p99 ms | server CPU µs/req | RSS MB | redis cmds/req | redis CPU µs/req | statuses | notes |');
-  L.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |');
-  for (const r of report.results) {
-    if (!r.ok) {
-      L.push(`| ${r.system} | ${r.scenario} | FAILED | – | – | – | – | – | – | – | – | ${esc(short(r.error))} |`);
-      continue;
+  if (report.results.length) {
+    L.push('| system | scenario | req/s | × http-proxy | p50 ms | p99 ms | server CPU µs/req | RSS MB | redis cmds/req | redis CPU µs/req | statuses | notes |');
+    L.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |');
+    for (const r of report.results) {
+      if (!r.ok) {
+        L.push(`| ${r.system} | ${r.scenario} | FAILED | – | – | – | – | – | – | – | – | ${esc(short(r.error))} |`);
+        continue;
+      }
+      const notes = [r.warning, errStr(r.errors), r.stopNote, r.otherLoadCores >= 0.3 ? `other load ${r.otherLoadCores} cores` : null].filter(Boolean).join('; ');
+      L.push(`| ${r.system} | ${r.scenario} | ${fmt(r.reqPerSec)} | ${r.ratioToHttpProxy == null ? '–' : r.ratioToHttpProxy.toFixed(2)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.cpuUsPerReq, 1)} | ${fmt(r.rssMB, 0)} | ${redisCmds(r)} | ${fmt(r.redisCpuUsPerReq, 1)} | ${statusStr(r.statuses)} | ${esc(notes)} |`);
     }
-    const notes = [r.warning, errStr(r.errors), r.stopNote, r.otherLoadCores >= 0.3 ? `other load ${r.otherLoadCores} cores` : null].filter(Boolean).join('; ');
-    L.push(`| ${r.system} | ${r.scenario} | ${fmt(r.reqPerSec)} | ${r.ratioToHttpProxy == null ? '–' : r.ratioToHttpProxy.toFixed(2)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.cpuUsPerReq, 1)} | ${fmt(r.rssMB, 0)} | ${redisCmds(r)} | ${fmt(r.redisCpuUsPerReq, 1)} | ${statusStr(r.statuses)} | ${esc(notes)} |`);
   }
   if (report.latency.length) {
     L.push('');
     L.push(report.latencyRate
-      ? `Fixed-rate latency (open loop, ${fmt(report.latencyRate)} req/s = ${report.latencyRateSource}):`
+      ? `Fixed-rate latency (open loop, ${fmt(report.latencyRate)} req/s = ${report.latencyRateSource}; ${report.config.latencyRounds > 1 ? `median of ${report.config.latencyRounds} alternating rounds of ${report.config.latencyRoundSeconds} s, p99 added = median of the per-round differences` : `${report.config.latencyRoundSeconds} s`}):`
       : 'Fixed-rate latency: skipped (no rate).');
     L.push('');
     L.push('| system | target req/s | achieved req/s | p50 ms | p99 ms | p99 added vs http-proxy ms | server CPU µs/req | statuses | notes |');
@@ -828,7 +885,7 @@ function markdown(report) {
     for (const [k, v] of failed) L.push(`- **${k} failed**: ${esc(v.error || '')}`);
   }
   L.push('');
-  L.push('Notes: each system is started fresh for each run after a Redis FLUSHALL. CPU is utime+stime of the system\'s process tree over the measured window ÷ completed requests (for `direct`: nginx). Redis cmds/req is the INFO commandstats calls delta ÷ requests; it includes the commands run inside Lua scripts (an EVALSHA and each INCR/PTTL… it runs count), and "(n scripts)" is how many of those were script invocations; the per-command breakdown is in latest.json. The load generator, nginx, Redis and the system share 2 cores, so absolute numbers are low and noisy; compare ratios within one run.');
+  L.push(`Notes: each system is started fresh for each run after a Redis FLUSHALL. CPU is utime+stime of the system's process tree over the measured window ÷ completed requests (for \`direct\`: nginx). Redis cmds/req is the INFO commandstats calls delta ÷ requests; it includes the commands run inside Lua scripts (an EVALSHA and each INCR/PTTL… it runs count), and "(n scripts)" is how many of those were script invocations; the per-command breakdown is in latest.json. "other load" is CPU used during the window by processes outside the benchmark (machine busy time from /proc/stat minus the system, Redis, upstream, load generator and harness), shown when ≥ 0.3 cores: such rows were measured on a busy machine. The load generator, nginx, Redis and the system share ${m.cpuCount} cores, so absolute numbers are low and noisy; compare ratios within one run.`);
   return L.join('\n') + '\n';
 }
 
@@ -920,18 +977,26 @@ async function main() {
       latencyRateSource = `${Math.round(opts.latencyFactor * 100)}% of bare http-proxy's allowed-1key max`;
     }
     const lsys = LATENCY_SYSTEMS.filter((s) => opts.systems.includes(s));
+    const rounds = opts.latencyRounds;
+    const roundS = rounds > 1 ? Math.max(1, Math.round(opts.duration / 2)) : opts.duration;
+    const perSystem = Object.fromEntries(lsys.map((s) => [s, []]));
+    if (ctx.latencyRate) {
+      for (let i = 0; i < rounds; i++) {
+        for (const system of lsys) {
+          log(`latency @ ${ctx.latencyRate} req/s · ${system}${rounds > 1 ? ` (round ${i + 1}/${rounds})` : ''}…`);
+          const row = await runOne(ctx, system, 'latency', roundS);
+          perSystem[system].push(row);
+          if (row.ok) log(`  ${fmt(row.reqPerSec)} req/s, p50 ${fmt(row.p50Ms, 2)} ms, p99 ${fmt(row.p99Ms, 2)} ms, ${statusStr(row.statuses)}${row.warning ? ` (${row.warning})` : ''}`);
+        }
+      }
+    }
     for (const system of lsys) {
       if (!ctx.latencyRate) {
         latency.push({ system, scenario: 'latency', ok: false, skipped: true, error: 'skipped: no rate (bare http-proxy allowed-1key did not run or failed; use --latency-rate)' });
         continue;
       }
-      log(`latency @ ${ctx.latencyRate} req/s · ${system}…`);
-      const row = await runOne(ctx, system, 'latency');
-      latency.push(row);
-      if (row.ok) log(`  ${fmt(row.reqPerSec)} req/s, p50 ${fmt(row.p50Ms, 2)} ms, p99 ${fmt(row.p99Ms, 2)} ms, ${statusStr(row.statuses)}`);
+      latency.push(aggregateLatency(system, perSystem[system], perSystem[BASELINE] || []));
     }
-    const b = latency.find((r) => r.system === BASELINE && r.ok);
-    for (const r of latency) r.p99AddedMs = b && r.ok ? round(r.p99Ms - b.p99Ms, 3) : null;
   }
 
   for (const s of opts.systems) {
@@ -944,7 +1009,7 @@ async function main() {
   machine.loadAvgEnd = os.loadavg().map((x) => round(x, 2));
   const report = {
     machine,
-    config: { tollgateEnv: opts.tollgateEnv, quick: opts.quick, duration: opts.duration, warmup: opts.warmup, connections: opts.connections, loadgen: ctx.loadgen === 'wrk' ? `wrk (${opts.threads} thread${opts.threads > 1 ? 's' : ''})` : 'autocannon', latencyFactor: opts.latencyFactor, clkTck: CLK_TCK },
+    config: { tollgateEnv: opts.tollgateEnv, quick: opts.quick, duration: opts.duration, warmup: opts.warmup, connections: opts.connections, loadgen: ctx.loadgen === 'wrk' ? `wrk (${opts.threads} thread${opts.threads > 1 ? 's' : ''})` : 'autocannon', latencyFactor: opts.latencyFactor, latencyRounds: opts.latencyRounds, latencyRoundSeconds: opts.latencyRounds > 1 ? Math.max(1, Math.round(opts.duration / 2)) : opts.duration, clkTck: CLK_TCK },
     upstream: ctx.upstream.kind,
     redisVersion: ctx.redis.version,
     systems,
