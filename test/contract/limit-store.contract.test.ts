@@ -1,0 +1,362 @@
+import { randomUUID } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
+import { gcra, slidingWindow, type Decision, type SlidingWindowState } from '../../src/limit/algorithms';
+import { MemoryLimitStore } from '../../src/limit/memoryLimitStore';
+import { RedisLimitStore } from '../../src/limit/redisLimitStore';
+import type { LimitRequest, LimitResult, LimitStore } from '../../src/limit/store';
+import type { Algorithm } from '../../src/limit/tiers';
+import { sleep } from '../support/processes';
+import { startRedis } from '../support/redis';
+import { startRedisCluster } from '../support/redisCluster';
+
+/*
+ * One behaviour suite for every LimitStore backend (STYLE habit 4): the in-process store
+ * with a fake clock, RedisLimitStore on a real redis-server, and RedisLimitStore on a
+ * three-master Redis Cluster. SPEC §2: a burst of N from a fresh key is allowed exactly
+ * min(N, limit) times across instances sharing the store; Redis's clock is the clock.
+ */
+
+interface LimitStoreFixture {
+  /** Stores sharing one backend, as gateway instances sharing Redis do (memory: one store). */
+  readonly stores: readonly LimitStore[];
+  /** About the store clock's current time (to keep bursts away from window edges). */
+  now(): number;
+  /** Lets `ms` pass on the store's clock: a fake clock for memory, real time for Redis. */
+  wait(ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+const MINUTE = 60_000;
+const ALGORITHMS: readonly Algorithm[] = ['sliding-window', 'gcra'];
+
+/** The pure algorithms, fed the store's own `nowMs`: what every store must answer. */
+class PureModel {
+  private readonly windows = new Map<string, SlidingWindowState>();
+  private readonly tats = new Map<string, number>();
+
+  answer(req: LimitRequest, nowMs: number, counts: boolean): Decision {
+    const key = `${req.algorithm}:${req.id}`;
+    if (req.algorithm === 'gcra') {
+      const { decision, nextTat } = gcra(this.tats.get(key) ?? null, nowMs, req.limit, req.windowMs);
+      if (counts && nextTat !== null) this.tats.set(key, nextTat);
+      return decision;
+    }
+    const { decision, next } = slidingWindow(this.windows.get(key) ?? null, nowMs, req.limit, req.windowMs);
+    if (counts && next !== null) this.windows.set(key, next);
+    return decision;
+  }
+}
+
+type Step = { kind: 'decide' | 'peek'; req: LimitRequest } | { kind: 'wait'; ms: number };
+
+/** Runs the steps one after another on one store; the results of decide and peek steps, in order. */
+async function runSequence(fx: LimitStoreFixture, steps: readonly Step[]): Promise<LimitResult[]> {
+  const store = fx.stores[0];
+  const results: LimitResult[] = [];
+  for (const step of steps) {
+    if (step.kind === 'wait') await fx.wait(step.ms);
+    else results.push(step.kind === 'decide' ? await store.decide(step.req) : await store.peek(step.req));
+  }
+  return results;
+}
+
+function decisionOf(r: LimitResult): Decision {
+  return { allowed: r.allowed, remaining: r.remaining, resetMs: r.resetMs, retryAtMs: r.retryAtMs };
+}
+
+/** Every result equals what the pure algorithm gives for the same request at the store's nowMs. */
+function expectPureAgreement(steps: readonly Step[], results: readonly LimitResult[]): void {
+  const model = new PureModel();
+  const calls = steps.filter((s): s is Exclude<Step, { kind: 'wait' }> => s.kind !== 'wait');
+  expect(results).toHaveLength(calls.length);
+  calls.forEach((step, i) => {
+    const expected = model.answer(step.req, results[i].nowMs, step.kind === 'decide');
+    expect({ i, step: step.kind, limit: step.req.limit, got: decisionOf(results[i]) }).toEqual({
+      i, step: step.kind, limit: step.req.limit, got: expected,
+    });
+  });
+}
+
+/** All N decisions in flight at once, spread over the fixture's stores. */
+function concurrently(fx: LimitStoreFixture, n: number, req: LimitRequest): Promise<LimitResult[]> {
+  return Promise.all(Array.from({ length: n }, (_, i) => fx.stores[i % fx.stores.length].decide(req)));
+}
+
+/** Sliding windows are epoch-aligned; a burst is meant to stay inside one. */
+async function awayFromWindowEdge(fx: LimitStoreFixture, windowMs: number, marginMs: number): Promise<void> {
+  const left = windowMs - (fx.now() % windowMs);
+  if (left < marginMs) await fx.wait(left + 20);
+}
+
+/** Polls with `decide` (a denial counts nothing) until allowed; fails after `boundMs`. */
+async function decideUntilAllowed(fx: LimitStoreFixture, req: LimitRequest, boundMs: number): Promise<LimitResult> {
+  for (let waited = 0; waited <= boundMs; waited += 10) {
+    const r = await fx.stores[0].decide(req);
+    if (r.allowed) return r;
+    await fx.wait(10);
+  }
+  throw new Error(`${req.algorithm} ${req.id} not allowed again within ${boundMs} ms`);
+}
+
+function describeLimitStoreContract(name: string, makeFixture: () => Promise<LimitStoreFixture>): void {
+  describe(`LimitStore contract: ${name}`, () => {
+    let fixture: LimitStoreFixture | undefined;
+    beforeAll(async () => {
+      fixture = await makeFixture();
+    });
+    afterAll(async () => {
+      await fixture?.close();
+    });
+    function fx(): LimitStoreFixture {
+      if (fixture === undefined) throw new Error(`${name} fixture did not start`);
+      return fixture;
+    }
+
+    describe.each(ALGORITHMS)('%s', (algorithm) => {
+      const freshId = (label: string): string => `${label}-${randomUUID()}`;
+      const request = (id: string, limit: number, windowMs = MINUTE): LimitRequest => ({ id, algorithm, limit, windowMs });
+
+      test.each([20, 150])('a fresh id is allowed exactly min(N, limit) of N = limit + 5 concurrent decisions (limit %i)', async (limit) => {
+        await awayFromWindowEdge(fx(), MINUTE, 2000);
+        const results = await concurrently(fx(), limit + 5, request(freshId('burst'), limit));
+        const allowed = results.filter((r) => r.allowed);
+        expect(allowed).toHaveLength(limit);
+        // Each allowed decision saw a different count: remaining took every value limit − 1 .. 0 once.
+        expect(allowed.map((r) => r.remaining).sort((a, b) => a - b)).toEqual(Array.from({ length: limit }, (_, i) => i));
+        for (const denied of results.filter((r) => !r.allowed)) {
+          expect(denied.remaining).toBe(0);
+          expect(denied.retryAtMs).toBeGreaterThan(denied.nowMs);
+        }
+      });
+
+      test('fewer requests than the limit are all allowed', async () => {
+        await awayFromWindowEdge(fx(), MINUTE, 2000);
+        const results = await concurrently(fx(), 17, request(freshId('under'), 20));
+        expect(results.every((r) => r.allowed)).toBe(true);
+      });
+
+      test('remaining, reset and retry times are those of the pure algorithm, decision by decision', async () => {
+        await awayFromWindowEdge(fx(), MINUTE, 2000);
+        const id = freshId('pure');
+        const steps: Step[] = [
+          ...Array.from({ length: 23 }, (): Step => ({ kind: 'decide', req: request(id, 20) })),
+          { kind: 'peek', req: request(id, 20) },
+          { kind: 'peek', req: request(id, 150) },
+        ];
+        const results = await runSequence(fx(), steps);
+        expectPureAgreement(steps, results);
+        expect(results.slice(0, 20).map((r) => r.remaining)).toEqual(Array.from({ length: 20 }, (_, i) => 19 - i));
+        for (const r of results) {
+          if (algorithm === 'sliding-window') {
+            // The end of the epoch-aligned window.
+            expect(r.resetMs % MINUTE).toBe(0);
+            expect(r.resetMs).toBeGreaterThan(r.nowMs);
+            expect(r.resetMs).toBeLessThanOrEqual(r.nowMs + MINUTE);
+          } else {
+            // When the bucket is full again: at most one window away.
+            expect(r.resetMs).toBeGreaterThan(r.nowMs);
+            expect(r.resetMs).toBeLessThanOrEqual(r.nowMs + MINUTE);
+          }
+        }
+      });
+
+      test('peek counts nothing', async () => {
+        await awayFromWindowEdge(fx(), MINUTE, 2000);
+        const req = request(freshId('peek'), 20);
+        const peeks = await Promise.all(Array.from({ length: 50 }, () => fx().stores[0].peek(req)));
+        for (const p of peeks) expect(p).toMatchObject({ allowed: true, remaining: 19 });
+        const results = await concurrently(fx(), 25, req);
+        expect(results.filter((r) => r.allowed)).toHaveLength(20);
+        expect(await fx().stores[0].peek(req)).toMatchObject({ allowed: false, remaining: 0 });
+      });
+
+      test('ids are independent', async () => {
+        await awayFromWindowEdge(fx(), MINUTE, 2000);
+        const a = request(freshId('a'), 20);
+        const b = request(freshId('b'), 20);
+        expect((await concurrently(fx(), 25, a)).filter((r) => r.allowed)).toHaveLength(20);
+        expect(await fx().stores[0].peek(b)).toMatchObject({ allowed: true, remaining: 19 });
+        expect((await concurrently(fx(), 25, b)).filter((r) => r.allowed)).toHaveLength(20);
+        expect((await fx().stores[0].decide(a)).allowed).toBe(false);
+      });
+
+      test('denied requests count nothing: remaining stays 0, the retry time does not move, and at it one is allowed', async () => {
+        // Limit 5 per second: the first retry comes about 200 ms after the burst for both algorithms.
+        const windowMs = 1000;
+        await awayFromWindowEdge(fx(), windowMs, 400);
+        const req = request(freshId('denied'), 5, windowMs);
+        expect((await concurrently(fx(), 5, req)).every((r) => r.allowed)).toBe(true);
+        const first = await fx().stores[0].decide(req);
+        expect(first.allowed).toBe(false);
+        const more = await concurrently(fx(), 20, req);
+        expect(more.every((r) => !r.allowed)).toBe(true);
+        const peek = await fx().stores[0].peek(req);
+        expect(peek).toMatchObject({ allowed: false, remaining: 0, retryAtMs: first.retryAtMs });
+
+        await fx().wait(first.retryAtMs - peek.nowMs + 20);
+        const again = await fx().stores[0].decide(req);
+        expect(again.allowed).toBe(true);
+        expect(again.nowMs).toBeGreaterThanOrEqual(first.retryAtMs);
+        // Only one came back.
+        expect((await fx().stores[0].decide(req)).allowed).toBe(false);
+      });
+
+      test('a lower limit for the same id (NORMAL → DEGRADED) applies at once', async () => {
+        await awayFromWindowEdge(fx(), MINUTE, 2000);
+        // Used up at 20: denied at 2 straight away.
+        const exhausted = freshId('degraded');
+        expect((await concurrently(fx(), 20, request(exhausted, 20))).every((r) => r.allowed)).toBe(true);
+        expect(await fx().stores[0].decide(request(exhausted, 2))).toMatchObject({ allowed: false, remaining: 0 });
+        expect(await fx().stores[0].peek(request(exhausted, 2))).toMatchObject({ allowed: false, remaining: 0 });
+
+        // One used at 20: exactly one more at 2, as the pure algorithm says.
+        const id = freshId('degraded-partial');
+        const steps: Step[] = [
+          { kind: 'decide', req: request(id, 20) },
+          { kind: 'decide', req: request(id, 2) },
+          { kind: 'decide', req: request(id, 2) },
+          { kind: 'decide', req: request(id, 2) },
+          { kind: 'peek', req: request(id, 20) },
+        ];
+        const results = await runSequence(fx(), steps);
+        expect(results.slice(0, 4).map((r) => r.allowed)).toEqual([true, true, false, false]);
+        expect(results[1].remaining).toBe(0);
+        expectPureAgreement(steps, results);
+      });
+    });
+
+    describe('gcra refills', () => {
+      test('limit 5 per second: the next request comes back about 200 ms after a burst, the whole bucket at resetMs', async () => {
+        const req: LimitRequest = { id: `refill-${randomUUID()}`, algorithm: 'gcra', limit: 5, windowMs: 1000 };
+        const burst: LimitResult[] = [];
+        for (let i = 0; i < 5; i++) burst.push(await fx().stores[0].decide(req));
+        expect(burst.every((r) => r.allowed)).toBe(true);
+        const denial = await fx().stores[0].decide(req);
+        expect(denial.allowed).toBe(false);
+        // One token every 1000 / 5 = 200 ms (at most 1 ms early, for rounding).
+        expect(denial.retryAtMs - burst[0].nowMs).toBeGreaterThanOrEqual(199);
+        expect(denial.retryAtMs - burst[0].nowMs).toBeLessThanOrEqual(200);
+
+        const back = await decideUntilAllowed(fx(), req, 3000);
+        expect(back.nowMs).toBeGreaterThanOrEqual(denial.retryAtMs);
+        expect(back.remaining).toBe(0);
+        expect((await fx().stores[0].decide(req)).allowed).toBe(false);
+
+        // Full again at resetMs: a burst of 6 gets 5.
+        const peek = await fx().stores[0].peek(req);
+        await fx().wait(back.resetMs - peek.nowMs + 20);
+        expect((await concurrently(fx(), 6, req)).filter((r) => r.allowed)).toHaveLength(5);
+      });
+    });
+  });
+}
+
+/** The same sequence on a Redis store and on MemoryLimitStore driven by Redis's clock: identical answers. */
+function describeAgreementWithMemory(name: string, makeFixture: () => Promise<LimitStoreFixture>): void {
+  describe(`${name} agrees with MemoryLimitStore decision for decision`, () => {
+    let fixture: LimitStoreFixture | undefined;
+    beforeAll(async () => {
+      fixture = await makeFixture();
+    });
+    afterAll(async () => {
+      await fixture?.close();
+    });
+
+    test.each(ALGORITHMS)('%s', async (algorithm) => {
+      const redisFx = fixture;
+      if (redisFx === undefined) throw new Error(`${name} fixture did not start`);
+      await awayFromWindowEdge(redisFx, MINUTE, 3000);
+      const id = `agree-${randomUUID()}`;
+      const shortId = `agree-short-${randomUUID()}`;
+      const at = (limit: number, windowMs = MINUTE, who = id): LimitRequest => ({ id: who, algorithm, limit, windowMs });
+      const steps: Step[] = [
+        ...Array.from({ length: 23 }, (): Step => ({ kind: 'decide', req: at(20) })),
+        { kind: 'peek', req: at(20) },
+        ...Array.from({ length: 3 }, (): Step => ({ kind: 'decide', req: at(2) })),
+        { kind: 'peek', req: at(150) },
+        ...Array.from({ length: 4 }, (): Step => ({ kind: 'decide', req: at(150) })),
+        ...Array.from({ length: 7 }, (): Step => ({ kind: 'decide', req: at(5, 1000, shortId) })),
+        { kind: 'wait', ms: 250 },
+        ...Array.from({ length: 3 }, (): Step => ({ kind: 'decide', req: at(5, 1000, shortId) })),
+        { kind: 'wait', ms: 450 },
+        ...Array.from({ length: 4 }, (): Step => ({ kind: 'decide', req: at(5, 1000, shortId) })),
+      ];
+      const fromRedis = await runSequence(redisFx, steps);
+
+      let now = 0;
+      const memory = new MemoryLimitStore(() => now);
+      try {
+        const calls = steps.filter((s): s is Exclude<Step, { kind: 'wait' }> => s.kind !== 'wait');
+        const fromMemory: LimitResult[] = [];
+        for (let i = 0; i < calls.length; i++) {
+          now = fromRedis[i].nowMs;
+          const step = calls[i];
+          fromMemory.push(step.kind === 'decide' ? await memory.decide(step.req) : await memory.peek(step.req));
+        }
+        const summary = (rs: LimitResult[]) => rs.map((r) => `${r.allowed ? 'allow' : 'deny'}:${r.remaining}`);
+        expect(summary(fromRedis)).toEqual(summary(fromMemory));
+        expect(fromRedis).toEqual(fromMemory);
+      } finally {
+        memory.close();
+      }
+    });
+  });
+}
+
+// --- the backends ---------------------------------------------------------------------
+
+function memoryFixture(): Promise<LimitStoreFixture> {
+  // A fake clock 1 s into an epoch-aligned minute (and second).
+  let now = 1_700_000_041_000;
+  const store = new MemoryLimitStore(() => now);
+  return Promise.resolve({
+    stores: [store],
+    now: () => now,
+    wait(ms: number) {
+      now += Math.ceil(ms);
+      return Promise.resolve();
+    },
+    close() {
+      store.close();
+      return Promise.resolve();
+    },
+  });
+}
+
+async function redisFixture(): Promise<LimitStoreFixture> {
+  const server = await startRedis();
+  const prefix = `contract-${randomUUID().slice(0, 8)}:`;
+  // Three connections: three gateway instances sharing one Redis.
+  const clients = [0, 1, 2].map(() => new Redis(server.url));
+  return {
+    stores: clients.map((client) => new RedisLimitStore(client, prefix)),
+    now: () => Date.now(),
+    wait: (ms) => sleep(Math.ceil(ms)),
+    async close() {
+      for (const client of clients) client.disconnect();
+      await server.stop();
+    },
+  };
+}
+
+async function clusterFixture(): Promise<LimitStoreFixture> {
+  const cluster = await startRedisCluster();
+  const prefix = `contract-${randomUUID().slice(0, 8)}:`;
+  const nodes = cluster.ports.map((port) => ({ host: '127.0.0.1', port }));
+  const clients = [0, 1, 2].map(() => new Cluster(nodes));
+  return {
+    stores: clients.map((client) => new RedisLimitStore(client, prefix)),
+    now: () => Date.now(),
+    wait: (ms) => sleep(Math.ceil(ms)),
+    async close() {
+      for (const client of clients) client.disconnect();
+      await cluster.stop();
+    },
+  };
+}
+
+describeLimitStoreContract('MemoryLimitStore (fake clock)', memoryFixture);
+describeLimitStoreContract('RedisLimitStore on redis-server', redisFixture);
+describeLimitStoreContract('RedisLimitStore on a 3-master Redis Cluster', clusterFixture);
+describeAgreementWithMemory('RedisLimitStore on redis-server', redisFixture);
+describeAgreementWithMemory('RedisLimitStore on a 3-master Redis Cluster', clusterFixture);
