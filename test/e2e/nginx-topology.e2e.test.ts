@@ -50,36 +50,48 @@ function nginxLog(): string {
   return `--- nginx error.log ---\n${read('error.log')}\n--- nginx output ---\n${nginx?.output() ?? ''}`;
 }
 
+// freePort() only shows the port was free a moment ago; like startRedis, a start that
+// lost the port to another process is tried again on a new one (nothing else is retried).
+const NGINX_START_ATTEMPTS = 3;
+
 async function startNginx(addresses: string[]): Promise<void> {
-  nginxDir = mkdtempSync(path.join(tmpdir(), 'tollgate-topology-nginx-'));
-  nginxPort = await freePort();
-  nginxUrl = `http://127.0.0.1:${nginxPort}`;
-  const conf = renderNginxConf({ listenPort: nginxPort, gateways: addresses, dir: nginxDir });
-  // The rendered conf says `daemon off;`, so this pid is nginx's master.
-  const child = await spawnTracked(`nginx :${nginxPort}`, NGINX_BIN, nginxArgs(conf));
-  nginx = child;
-  try {
-    await waitForAlive(
-      child,
-      `nginx on ${nginxPort} to answer /nginx-health`,
-      async () => (await httpRequest(`${nginxUrl}/nginx-health`, { timeoutMs: 1000 })).status === 200,
-      NGINX_READY_MS,
-      50,
-    );
-  } catch (error) {
-    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${nginxLog()}`, { cause: error });
+  for (let attempt = 1; ; attempt++) {
+    nginxDir = mkdtempSync(path.join(tmpdir(), 'tollgate-topology-nginx-'));
+    nginxPort = await freePort();
+    nginxUrl = `http://127.0.0.1:${nginxPort}`;
+    const conf = renderNginxConf({ listenPort: nginxPort, gateways: addresses, dir: nginxDir });
+    // The rendered conf says `daemon off;`, so this pid is nginx's master.
+    const child = await spawnTracked(`nginx :${nginxPort}`, NGINX_BIN, nginxArgs(conf));
+    nginx = child;
+    try {
+      await waitForAlive(
+        child,
+        `nginx on ${nginxPort} to answer /nginx-health`,
+        async () => (await httpRequest(`${nginxUrl}/nginx-health`, { timeoutMs: 1000 })).status === 200,
+        NGINX_READY_MS,
+        50,
+      );
+      return;
+    } catch (error) {
+      const log = nginxLog();
+      if (!child.alive() && /Address already in use/.test(log) && attempt < NGINX_START_ATTEMPTS) {
+        rmSync(nginxDir, { recursive: true, force: true });
+        continue;
+      }
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${log}`, { cause: error });
+    }
   }
 }
 
 beforeAll(async () => {
   [upstream, redis] = await Promise.all([startUpstream(), startRedis()]);
   const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, TRUST_PROXY: '127.0.0.1/32' };
-  // Each one is recorded as soon as it runs, so afterAll stops it even if a sibling fails.
-  await Promise.all(
-    [0, 1, 2].map(async () => {
-      gateways.push(await startGateway({ env }));
-    }),
-  );
+  // All three settle before beforeAll does, so afterAll stops every one that started even
+  // when a sibling failed.
+  const started = await Promise.allSettled([0, 1, 2].map(() => startGateway({ env })));
+  for (const s of started) if (s.status === 'fulfilled') gateways.push(s.value);
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
   await startNginx(gateways.map((g) => `127.0.0.1:${g.port}`));
 }, 50000);
 
