@@ -1,5 +1,5 @@
 import convict from 'convict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { GatewayError } from '../errors';
@@ -53,12 +53,29 @@ function invalid(message: string): GatewayError {
   return new GatewayError('invalid_config', message);
 }
 
-/** "port: must be …: value was \"abc\"" → "PORT: must be …; got \"abc\"" */
-function rewriteConvictMessage(line: string): string {
+/**
+ * "port: must be …: value was \"abc\"" → "invalid setting PORT: must be …; got \"abc\"".
+ * convict leaves out falsy values (0, ""), so the value is read back from the config.
+ */
+function rewriteConvictMessage(line: string, valueOf: (key: string) => unknown): string {
   const m = /^([A-Za-z]+): (.*?)(?:: value was (.*))?$/.exec(line);
   if (!m) return line;
   const [, key, why, value] = m;
-  return `invalid setting ${envNameOf(key)}: ${why}${value === undefined ? '' : `; got ${value}`}`;
+  return `invalid setting ${envNameOf(key)}: ${why}; got ${value ?? JSON.stringify(valueOf(key))}`;
+}
+
+/** Unknown keys named with the file they are in (there can be two files). */
+function checkFileKeys(path: string): void {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw invalid(`invalid config file ${path}: ${(err as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid(`invalid config file ${path}: must hold a JSON object`);
+  for (const key of Object.keys(doc)) {
+    if (!(key in schema)) throw invalid(`unknown setting "${key}" in config file ${path}; keys are the env names in camelCase, e.g. upstreamUrl`);
+  }
 }
 
 function knownFlags(): Set<string> {
@@ -96,11 +113,15 @@ export function loadConfig(src: ConfigSources): Config {
   const c = convict(schema, { env: src.env, args: [...src.argv] });
   try {
     const defaultFile = resolve(src.baseDir, 'config/default.json');
-    if (existsSync(defaultFile)) c.loadFile(defaultFile);
+    if (existsSync(defaultFile)) {
+      checkFileKeys(defaultFile);
+      c.loadFile(defaultFile);
+    }
     const configFile = flagValue(src.argv, '--config-file') ?? src.env.CONFIG_FILE;
     if (configFile) {
       const path = resolve(src.cwd, configFile);
       if (!existsSync(path)) throw invalid(`invalid setting CONFIG_FILE: no such file; got ${JSON.stringify(configFile)}`);
+      checkFileKeys(path);
       c.loadFile(path);
     }
     c.validate({ allowed: 'strict' });
@@ -112,7 +133,13 @@ export function loadConfig(src: ConfigSources): Config {
       throw invalid(`unknown setting "${key}" in a config file; keys are the env names in camelCase, e.g. upstreamUrl`);
     }
     if (/Unexpected token|JSON/.test(first)) throw invalid(`invalid config file: ${first}`);
-    throw invalid(rewriteConvictMessage(first));
+    throw invalid(rewriteConvictMessage(first, (key) => {
+      try {
+        return c.get(key as never);
+      } catch {
+        return undefined;
+      }
+    }));
   }
   const raw = c.getProperties() as Record<string, unknown>;
   return finish(raw);

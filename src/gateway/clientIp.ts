@@ -17,7 +17,9 @@ export function parseCidrList(list: string | null): TrustedProxies {
   if (list === null || list.trim() === '') return NONE;
   const blocks = new BlockList();
   for (const entry of list.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [addr, bitsText] = entry.split('/');
+    const parts = entry.split('/');
+    if (parts.length > 2) throw new Error(`must be a comma list of CIDRs; "${entry}" is not an IP address or CIDR`);
+    const [addr, bitsText] = parts;
     const family = isIP(addr);
     if (family === 0) throw new Error(`must be a comma list of CIDRs; "${entry}" is not an IP address or CIDR`);
     const type = family === 4 ? 'ipv4' : 'ipv6';

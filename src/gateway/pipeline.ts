@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { extractApiKey, hashApiKey } from '../auth/apiKey';
+import { KeyHasher, extractApiKey } from '../auth/apiKey';
 import type { Authenticator } from '../auth/authenticator';
 import type { BlockedIps } from '../auth/ipBlocks';
 import type { StoredKey } from '../auth/keyStore';
@@ -58,6 +58,7 @@ function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: Head
  */
 export function createPipeline(deps: PipelineDeps) {
   const { metrics, log } = deps;
+  const hasher = new KeyHasher();
 
   async function invalidKey(ip: string): Promise<Verdict> {
     try {
@@ -82,7 +83,7 @@ export function createPipeline(deps: PipelineDeps) {
     if (extracted.kind === 'missing') return refuse('none', 'unauthorized', MISSING_KEY);
     if (extracted.kind === 'malformed') return invalidKey(ip);
     // 4. Key → tier
-    const hash = hashApiKey(extracted.key);
+    const hash = hasher.hash(extracted.key);
     let key: StoredKey | null | undefined = deps.auth.cached(hash);
     if (key === undefined) key = await deps.auth.resolve(hash);
     if (key === null || key.disabled) return invalidKey(ip);

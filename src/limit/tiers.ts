@@ -73,11 +73,14 @@ function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, wind
   const burst = def.burst ?? limit;
   const degraded = def.degraded ?? limit;
   const algorithm = def.algorithm ?? defaultAlgorithm;
-  if (!wholeNumber(limit, 1)) reasons.push(`tier "${name}": limit must be a whole number of at least 1; got ${JSON.stringify(limit)}`);
-  if (!wholeNumber(burst, 1)) reasons.push(`tier "${name}": burst must be a whole number of at least 1; got ${JSON.stringify(def.burst)}`);
-  else if (wholeNumber(limit, 1) && burst < limit) reasons.push(`tier "${name}": burst (${burst}) must not be below limit (${limit})`);
-  if (!wholeNumber(degraded, 0)) reasons.push(`tier "${name}": degraded must be a whole number of at least 0; got ${JSON.stringify(def.degraded)}`);
-  if (!ALGORITHMS.includes(algorithm as Algorithm)) {
+  const limitOk = wholeNumber(limit, 1);
+  if (!limitOk) reasons.push(`tier "${name}": limit must be a whole number of at least 1; got ${JSON.stringify(limit)}`);
+  // burst, degraded and algorithm are judged only where the file sets them: a default
+  // taken from a bad limit or a bad global algorithm is already one reason.
+  if (def.burst !== undefined && !wholeNumber(burst, 1)) reasons.push(`tier "${name}": burst must be a whole number of at least 1; got ${JSON.stringify(def.burst)}`);
+  else if (limitOk && wholeNumber(burst, 1) && burst < limit) reasons.push(`tier "${name}": burst (${burst}) must not be below limit (${limit})`);
+  if (def.degraded !== undefined && !wholeNumber(degraded, 0)) reasons.push(`tier "${name}": degraded must be a whole number of at least 0; got ${JSON.stringify(def.degraded)}`);
+  if (def.algorithm !== undefined && !ALGORITHMS.includes(algorithm as Algorithm)) {
     reasons.push(`tier "${name}": algorithm must be one of ${ALGORITHMS.join(', ')}; got ${JSON.stringify(def.algorithm)}`);
   }
   // The decision arithmetic multiplies counts by the window in ms; keep it exact in doubles.

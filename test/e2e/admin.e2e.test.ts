@@ -41,7 +41,7 @@ afterAll(async () => {
 
 describe('admin auth', () => {
   test('missing or wrong token → 401 JSON on /admin/*; probes and metrics need none', async () => {
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${TOKEN}` }, { authorization: 'Bearer ' }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: 'Bearer wrong' }, { authorization: `Basic ${TOKEN}` }, { authorization: 'Bearer ' }]) {
       const r = await admin(a, 'GET', '/admin/health', undefined, headers);
       expect(r.status).toBe(401);
       expect(r.json()).toMatchObject({ error: 'unauthorized', message: expect.any(String) });
