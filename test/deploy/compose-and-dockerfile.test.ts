@@ -244,15 +244,13 @@ describe('docker-compose.yml', () => {
     expect(publishedPorts(service('nginx'))).toContainEqual({ hostIp: '0.0.0.0', published: '8080', target: 8080 });
   });
 
-  it('trusts X-Forwarded-For from the compose network only', () => {
-    const networks = dict(compose.networks, 'networks');
-    const subnets = Object.values(networks).flatMap((network) => {
-      const ipam = isDict(network) && isDict(network.ipam) ? network.ipam : {};
-      return Array.isArray(ipam.config) ? ipam.config.map((c: unknown) => (isDict(c) ? String(c.subnet) : '')) : [];
-    });
+  it("trusts X-Forwarded-For from nginx's fixed address only", () => {
+    const nginx = service('nginx');
+    const nets = isDict(nginx.networks) ? Object.values(nginx.networks) : [];
+    const nginxIps = nets.flatMap((n) => (isDict(n) && typeof n.ipv4_address === 'string' ? [n.ipv4_address] : []));
+    expect(nginxIps).toHaveLength(1);
     const trusted = environment(service('gateway')).TRUST_PROXY.split(',').map((cidr) => cidr.trim());
-    expect(trusted.length).toBeGreaterThan(0);
-    for (const cidr of trusted) expect(subnets).toContain(cidr);
+    expect(trusted).toEqual([`${nginxIps[0]}/32`]);
   });
 
   it('mounts nginx/nginx.conf, which exists', () => {
