@@ -114,9 +114,11 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     breaker = new StoreBreaker({
       timeoutMs: config.storeTimeoutMs,
       resetMs: 1000,
-      onStateChange: (state) => {
+      probe: async () => redis?.ping(),
+      onStateChange: (state, previous) => {
         metrics.setBreaker(state);
-        if (state === 'open') audit(log, 'breaker.opened', { reason: `store failing or slower than ${config.storeTimeoutMs} ms`, mode: config.storeFailureMode });
+        // Once per outage: a failed half-open probe re-opens the breaker without a new transition to log.
+        if (state === 'open' && previous === 'closed') audit(log, 'breaker.opened', { reason: `store failing or slower than ${config.storeTimeoutMs} ms`, mode: config.storeFailureMode });
         if (state === 'closed') audit(log, 'breaker.closed', { reason: 'store answered again' });
       },
     });
@@ -236,7 +238,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   });
 
   let draining = false;
-  const storeUsable = () => breaker === null || (!breaker.isOpen && redis !== null && redis.status === 'ready');
+  const storeUsable = () => breaker === null || (breaker.state === 'closed' && redis !== null && redis.status === 'ready');
   const admin = createAdminServer({
     token: config.adminToken,
     log,
