@@ -205,10 +205,12 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     return r;
   }
 
+  let draining = false;
   const proxy = createUpstreamProxy({
     target: config.upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
     headerMode: config.rateLimitHeaders,
+    draining: () => draining,
     onError: (code, req, where, err) => pipeline.onUpstreamError(req, where, reply(code), err),
     onResponseHead: (req, seconds) => pipeline.onUpstreamHead(req, seconds),
   });
@@ -225,6 +227,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     proxy,
     metrics,
     log,
+    draining: () => draining,
     onInvalidKey: async (ip) => {
       const block = breaker === null
         ? await blockStore.recordInvalid(ip, blockPolicy)
@@ -237,7 +240,6 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
   });
 
-  let draining = false;
   const storeUsable = () => breaker === null || (breaker.state === 'closed' && redis !== null && redis.status === 'ready');
   const admin = createAdminServer({
     token: config.adminToken,

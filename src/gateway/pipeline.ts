@@ -28,6 +28,8 @@ export interface PipelineDeps {
   readonly proxy: UpstreamProxy;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** True once shutdown began: responses then say `Connection: close`. */
+  readonly draining: () => boolean;
   /** Counts a bad key from `ip`; resolves once a resulting block is in force locally. */
   readonly onInvalidKey: (ip: string) => Promise<void>;
 }
@@ -134,6 +136,8 @@ export function createPipeline(deps: PipelineDeps) {
     handleRequest(req: IncomingMessage, res: ServerResponse): void {
       (req as Tagged)[STARTED] = performance.now();
       res.once('finish', observeEnd);
+      // A client must not reuse a socket we are about to close (proxied responses: see upstreamProxy).
+      if (deps.draining()) res.setHeader('connection', 'close');
       admit(req).catch(failure).then((verdict) => {
         settle(req, verdict);
         if (!verdict.admitted) {

@@ -18,6 +18,8 @@ export interface UpstreamProxyOptions {
   readonly target: string;
   readonly timeoutMs: number;
   readonly headerMode: HeaderMode;
+  /** True once shutdown began: responses then say `Connection: close`. */
+  readonly draining: () => boolean;
   /** The upstream failed; `where` is the response (web) or the raw socket (WebSocket). */
   readonly onError: (code: ErrorCode, req: http.IncomingMessage, where: http.ServerResponse | Duplex, err: Error) => void;
   /** The upstream's response head arrived. */
@@ -108,6 +110,9 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
     const started = (req as Tagged)[STARTED];
     if (started !== undefined) opts.onResponseHead(req, (performance.now() - started) / 1000);
     stripResponseHeaders(proxyRes.headers, stripUpstreamRateLimit);
+    // http-proxy answers with the request's Connection value; while draining that must be
+    // "close", or a client may reuse a socket we are about to close.
+    if (opts.draining()) req.headers.connection = 'close';
     // The head arrived; from here the socket timeout bounds a hung body.
   });
 

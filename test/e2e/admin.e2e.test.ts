@@ -2,7 +2,7 @@ import { startGateway, type GatewayProcess } from '../support/gateway';
 import { httpRequest, type HttpResult } from '../support/http';
 import { startRedis, type RedisServer } from '../support/redis';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { get, type CreatedKey } from './fixtures';
+import { get, type CreatedKey, EXACT } from './fixtures';
 
 /* The admin port: auth, every route's happy path and bad inputs, key lifecycle (SPEC §4). */
 
@@ -30,7 +30,7 @@ async function within(ms: number, what: string, check: () => Promise<boolean>): 
 
 beforeAll(async () => {
   [upstream, redis] = await Promise.all([startUpstream(), startRedis()]);
-  const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ADMIN_TOKEN: TOKEN };
+  const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, ADMIN_TOKEN: TOKEN };
   [a, b] = await Promise.all([startGateway({ env }), startGateway({ env })]);
 });
 

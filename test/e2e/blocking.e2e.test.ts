@@ -2,7 +2,7 @@ import { startGateway, type GatewayProcess } from '../support/gateway';
 import { httpRequest } from '../support/http';
 import { startRedis, type RedisServer } from '../support/redis';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { get } from './fixtures';
+import { get, EXACT } from './fixtures';
 
 /* IP blocking after repeated bad keys, shared through Redis, and TRUST_PROXY (SPEC §3 steps 1–3). */
 
@@ -15,7 +15,7 @@ let b: GatewayProcess;
 beforeAll(async () => {
   [upstream, redis] = await Promise.all([startUpstream(), startRedis()]);
   // The test runner is both the "proxy" (127.0.0.1, trusted) and the clients behind it.
-  const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, TRUST_PROXY: '127.0.0.1/32', IP_BLOCK_S: '120' };
+  const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, TRUST_PROXY: '127.0.0.1/32', IP_BLOCK_S: '120' };
   [a, b] = await Promise.all([startGateway({ env }), startGateway({ env })]);
 });
 

@@ -2,7 +2,7 @@ import { startGateway, type GatewayProcess } from '../support/gateway';
 import { burst, countStatuses } from '../support/http';
 import { startRedis, type RedisServer } from '../support/redis';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { SHIPPED_TIERS, createKey, get, setHealth, writeTiers } from './fixtures';
+import { SHIPPED_TIERS, createKey, get, setHealth, writeTiers, EXACT } from './fixtures';
 
 /*
  * Exact limits end to end: the real gateway process, a real upstream, a real Redis.
@@ -24,7 +24,7 @@ describe.each(['memory', 'redis'] as const)('one gateway on the %s store', (stor
 
   beforeAll(async () => {
     gw = await startGateway({
-      env: { UPSTREAM_URL: upstream.url, ...(store === 'redis' ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'one:' } : {}) },
+      env: { UPSTREAM_URL: upstream.url, ...(store === 'redis' ? { REDIS_URL: redis.url, ...EXACT, REDIS_KEY_PREFIX: 'one:' } : {}) },
     });
   });
   afterAll(async () => {
@@ -108,7 +108,7 @@ describe.each(['sliding-window', 'gcra'] as const)('two gateways sharing one Red
     // An hour's window: GCRA gives a token back every 24 s instead of every 0.4 s, so a
     // slow machine cannot stretch the burst past a refill (SPEC §2's proviso).
     const tiersFile = writeTiers({ ...SHIPPED_TIERS, windowSeconds: 3600, algorithm });
-    const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, TIERS_FILE: tiersFile, REDIS_KEY_PREFIX: `two-${algorithm}:` };
+    const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, TIERS_FILE: tiersFile, REDIS_KEY_PREFIX: `two-${algorithm}:` };
     [a, b] = await Promise.all([startGateway({ env }), startGateway({ env })]);
   });
   afterAll(async () => {

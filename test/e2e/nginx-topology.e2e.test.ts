@@ -9,7 +9,7 @@ import { freePort, isPortFree } from '../support/ports';
 import { spawnTracked, waitFor, waitForAlive, type TrackedChild } from '../support/processes';
 import { startRedis, type RedisServer } from '../support/redis';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { createKey, get, setHealth } from './fixtures';
+import { createKey, get, setHealth, EXACT } from './fixtures';
 
 /*
  * The docker-compose topology without Docker (SPEC §7): the real nginx, started with the
@@ -85,7 +85,7 @@ async function startNginx(addresses: string[]): Promise<void> {
 
 beforeAll(async () => {
   [upstream, redis] = await Promise.all([startUpstream(), startRedis()]);
-  const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, TRUST_PROXY: '127.0.0.1/32' };
+  const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, TRUST_PROXY: '127.0.0.1/32' };
   // All three settle before beforeAll does, so afterAll stops every one that started even
   // when a sibling failed.
   const started = await Promise.allSettled([0, 1, 2].map(() => startGateway({ env })));

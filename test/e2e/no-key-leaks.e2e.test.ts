@@ -2,7 +2,7 @@ import { startGateway } from '../support/gateway';
 import { burst, httpRequest } from '../support/http';
 import { startRedis, type RedisServer } from '../support/redis';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { createKey, get } from './fixtures';
+import { createKey, get, EXACT } from './fixtures';
 
 /* Keys never appear in logs or metrics (SPEC §3 step 3, §5). */
 
@@ -12,7 +12,7 @@ beforeAll(async () => { [upstream, redis] = await Promise.all([startUpstream(), 
 afterAll(async () => { await Promise.all([upstream?.close(), redis?.stop()]); });
 
 test('after a run with many keys — allowed, limited, invalid, rotated, revoked — no key string is in the logs, /metrics or Redis', async () => {
-  const gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, LOG_LEVEL: 'trace', INVALID_KEY_LIMIT: '1000' } });
+  const gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, LOG_LEVEL: 'trace', INVALID_KEY_LIMIT: '1000' } });
   const keys: string[] = ['demo_free_key_123', 'demo_pro_key_789', 'demo_enterprise_key_456'];
   try {
     const created = await Promise.all(Array.from({ length: 30 }, (_, i) => createKey(gw.adminUrl, ['free', 'pro', 'enterprise'][i % 3])));

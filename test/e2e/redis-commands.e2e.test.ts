@@ -2,7 +2,7 @@ import { startGateway, type GatewayProcess } from '../support/gateway';
 import { burst, countStatuses } from '../support/http';
 import { startRedis, type RedisServer } from '../support/redis';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { SHIPPED_TIERS, createKey, get, writeTiers } from './fixtures';
+import { SHIPPED_TIERS, createKey, get, writeTiers, EXACT } from './fixtures';
 
 /*
  * What each request costs in Redis (issue 6): one round trip per allowed request in
@@ -41,7 +41,7 @@ describe('one gateway', () => {
   let gw: GatewayProcess;
   beforeAll(async () => {
     const tiersFile = writeTiers({ windowSeconds: 2, tiers: { ...SHIPPED_TIERS.tiers, big: { limit: 100000 }, tiny: { limit: 5 } } });
-    gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, TIERS_FILE: tiersFile } });
+    gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, TIERS_FILE: tiersFile } });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -92,7 +92,7 @@ test('the deny cache never turns an allowed request into a 429: two instances, e
   // token that comes back must be handed out by one of them, so the total allowed is
   // exactly what the bucket allows: 10 + floor(elapsed / 200 ms) (± the one in flight).
   const tiersFile = writeTiers({ windowSeconds: 2, algorithm: 'gcra', tiers: { ...SHIPPED_TIERS.tiers, tick: { limit: 10 } } });
-  const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, TIERS_FILE: tiersFile, REDIS_KEY_PREFIX: 'deny:' };
+  const env = { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, TIERS_FILE: tiersFile, REDIS_KEY_PREFIX: 'deny:' };
   const [a, b] = await Promise.all([startGateway({ env }), startGateway({ env })]);
   try {
     const { key } = await createKey(a.adminUrl, 'tick');

@@ -80,6 +80,8 @@ test('SIGTERM with a slow request in flight: it completes 200, /readyz 503 while
   const r = await slow;
   expect(r.status).toBe(200);
   expect(r.json<{ url: string }>().url).toBe('/slow?ms=1500&tag=drain');
+  // Answered while draining: the client is told not to reuse the socket.
+  expect(r.headers.connection).toBe('close');
   expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
 
   const exit = await gw.exited;

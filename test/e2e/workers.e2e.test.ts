@@ -2,7 +2,7 @@ import { startGateway, type GatewayProcess } from '../support/gateway';
 import { burst, countStatuses } from '../support/http';
 import { startRedis, type RedisServer } from '../support/redis';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { SHIPPED_TIERS, createKey, get, setHealth, writeTiers } from './fixtures';
+import { SHIPPED_TIERS, createKey, get, setHealth, writeTiers, EXACT } from './fixtures';
 
 /* WORKERS=2 end to end (issue 6): node:cluster workers sharing the proxy port. */
 
@@ -13,7 +13,7 @@ let gw: GatewayProcess;
 beforeAll(async () => {
   [upstream, redis] = await Promise.all([startUpstream(), startRedis()]);
   const tiersFile = writeTiers({ ...SHIPPED_TIERS, windowSeconds: 3600 });
-  gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, WORKERS: '2', TIERS_FILE: tiersFile } });
+  gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, WORKERS: '2', TIERS_FILE: tiersFile } });
 });
 afterAll(async () => {
   await gw?.stop();
@@ -50,7 +50,7 @@ test('an admin health switch applies to both workers', async () => {
 });
 
 test('SIGTERM drains the workers and the primary exits 0', async () => {
-  const g = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, WORKERS: '2', REDIS_KEY_PREFIX: 'w2:' } });
+  const g = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, WORKERS: '2', REDIS_KEY_PREFIX: 'w2:' } });
   expect((await get(`${g.url}/`, 'demo_pro_key_789')).status).toBe(200);
   expect(await g.stop('SIGTERM')).toBe(0);
   expect(g.output().match(/"msg":"stopped"/g)?.length).toBe(3);
