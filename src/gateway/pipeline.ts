@@ -134,17 +134,19 @@ export function createPipeline(deps: PipelineDeps) {
 
   return {
     handleRequest(req: IncomingMessage, res: ServerResponse): void {
-      (req as Tagged)[STARTED] = performance.now();
-      res.once('finish', observeEnd);
+      const started = performance.now();
       // A client must not reuse a socket we are about to close (proxied responses: see upstreamProxy).
       if (deps.draining()) res.setHeader('connection', 'close');
       admit(req).catch(failure).then((verdict) => {
         settle(req, verdict);
         if (!verdict.admitted) {
           sendError(res, verdict.error, verdict.headers ?? undefined);
+          metrics.requestDuration.observe((performance.now() - started) / 1000);
           return;
         }
         if (verdict.headers !== null) for (const [k, v] of verdict.headers) res.setHeader(k, v);
+        (req as Tagged)[STARTED] = started;
+        res.once('finish', observeEnd);
         deps.proxy.web(req, res);
       }).catch((err: unknown) => {
         log.error({ err }, 'request failed after admission');

@@ -11,8 +11,10 @@ export function sendError(res: ServerResponse, err: ErrorReply, headers?: Header
     return;
   }
   const body = errorBody(err);
-  if (headers) for (const [k, v] of headers) res.setHeader(k, v);
-  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  // One writeHead with a flat [name, value, …] list: no header map built per refusal.
+  const head: string[] = ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(body))];
+  if (headers) for (const [k, v] of headers) head.push(k, v);
+  res.writeHead(err.status, head);
   res.end(body);
 }
 

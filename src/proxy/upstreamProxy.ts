@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { HeaderMode } from '../config/load';
@@ -40,6 +41,58 @@ interface Tagged {
   [TIMED_OUT]?: boolean;
 }
 
+/** On an upstream request: the client request it serves. */
+const CLIENT_REQ = Symbol('tollgate.clientRequest');
+/** On a client socket: the upstream request in flight for it, and whether we watch it. */
+const IN_FLIGHT = Symbol('tollgate.inFlight');
+const WATCHED = Symbol('tollgate.watched');
+type UpstreamRequest = http.ClientRequest & { [CLIENT_REQ]?: http.IncomingMessage; res?: http.IncomingMessage | null };
+type ClientSocket = Socket & { [IN_FLIGHT]?: UpstreamRequest; [WATCHED]?: boolean };
+/** Node's own link from a socket to the request using it (internal, but stable for years). */
+type AgentSocket = Socket & { _httpMessage?: UpstreamRequest | null };
+
+/** A client that goes away cancels the upstream request still waiting for or reading its response. */
+function onClientClose(this: ClientSocket): void {
+  const upstream = this[IN_FLIGHT];
+  this[IN_FLIGHT] = undefined;
+  if (upstream !== undefined && !upstream.destroyed && upstream.res?.complete !== true) upstream.destroy();
+}
+
+/** An upstream socket silent for UPSTREAM_TIMEOUT_MS: the request on it, if any, is a 504. */
+function onUpstreamSocketTimeout(this: AgentSocket): void {
+  const clientReq = this._httpMessage?.[CLIENT_REQ];
+  if (clientReq === undefined) return; // idle in the pool: the agent closes it itself
+  (clientReq as Tagged)[TIMED_OUT] = true;
+  this.destroy();
+}
+
+/**
+ * A keep-alive agent whose sockets carry the upstream timeout themselves. Node's agent sets
+ * an idle socket's timeout to the upstream's Keep-Alive hint (so it never reuses a socket
+ * the upstream is closing); a reused socket is re-armed with ours. This replaces a
+ * ClientRequest.setTimeout per request, which measured ~6 µs of CPU per request.
+ */
+function createAgent(secure: boolean, timeoutMs: number): http.Agent {
+  // Without a keep-alive agent http-proxy sends "Connection: close" and opens a socket per request.
+  const options = { keepAlive: true, maxSockets: 1024, maxFreeSockets: 256, scheduling: 'lifo' as const };
+  const agent = secure ? new https.Agent(options) : new http.Agent(options);
+  type Create = (...args: unknown[]) => AgentSocket;
+  const hooks = agent as unknown as { createConnection: Create; reuseSocket: (socket: Socket, req: http.ClientRequest) => void };
+  const create = hooks.createConnection.bind(agent);
+  hooks.createConnection = (...args: unknown[]) => {
+    const socket = create(...args);
+    socket.setTimeout(timeoutMs);
+    socket.on('timeout', onUpstreamSocketTimeout);
+    return socket;
+  };
+  const reuse = hooks.reuseSocket.bind(agent);
+  hooks.reuseSocket = (socket, req) => {
+    reuse(socket, req);
+    socket.setTimeout(timeoutMs);
+  };
+  return agent;
+}
+
 /** Client-sent rate-limit headers would let a caller spoof ours to the upstream. */
 function isRateLimitHeader(name: string): boolean {
   return name.startsWith('x-ratelimit') || name.startsWith('ratelimit');
@@ -66,40 +119,43 @@ export function cleanRequestHeaders(headers: http.IncomingHttpHeaders, keepUpgra
   for (const name in headers) if (isRateLimitHeader(name)) delete headers[name];
 }
 
+/**
+ * Hop-by-hop and (unless passed through) rate-limit headers of the upstream's response.
+ * They are set to undefined rather than deleted: http-proxy skips undefined values when it
+ * copies headers, and `delete` would turn the object into a slow dictionary on every response.
+ */
 function stripResponseHeaders(headers: http.IncomingHttpHeaders, stripRateLimit: boolean): void {
   const connection = headers.connection;
   if (typeof connection === 'string') {
     for (const name of connection.split(',')) {
       const n = name.trim().toLowerCase();
-      if (n !== '' && n !== 'close' && n !== 'keep-alive') delete headers[n];
+      if (n !== '' && n !== 'close' && n !== 'keep-alive') headers[n] = undefined;
     }
   }
   // http-proxy would copy an upstream "Connection: close" to our client and end its keep-alive.
-  for (const h of HOP_BY_HOP) if (headers[h] !== undefined) delete headers[h];
-  if (stripRateLimit) for (const name in headers) if (isRateLimitHeader(name)) delete headers[name];
+  for (const h of HOP_BY_HOP) if (headers[h] !== undefined) headers[h] = undefined;
+  if (stripRateLimit) for (const name in headers) if (isRateLimitHeader(name)) headers[name] = undefined;
 }
 
 export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
-  const secure = opts.target.startsWith('https:');
-  // Without a keep-alive agent http-proxy sends "Connection: close" and opens a socket per request.
-  const agentOptions = { keepAlive: true, maxSockets: 1024, maxFreeSockets: 256, scheduling: 'lifo' as const };
-  const agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+  const agent = createAgent(opts.target.startsWith('https:'), opts.timeoutMs);
   const proxy = httpProxy.createProxyServer({ target: opts.target, agent, xfwd: true, changeOrigin: true, ws: true });
   const stripUpstreamRateLimit = opts.headerMode !== 'upstream';
 
-  proxy.on('proxyReq', (proxyReq, req, res) => {
-    // The client's Connection is about its socket, not ours: the agent keeps upstream sockets alive.
-    proxyReq.removeHeader('connection');
-    // Socket inactivity: no response head (or no body progress) this long → 504.
-    proxyReq.setTimeout(opts.timeoutMs, () => {
-      (req as Tagged)[TIMED_OUT] = true;
-      proxyReq.destroy();
-    });
-    // A client that goes away cancels the upstream request (http-proxy only does this
-    // while the request body is still arriving).
-    res.once('close', () => {
-      if (!res.writableFinished) proxyReq.destroy();
-    });
+  proxy.on('proxyReq', (proxyReq: UpstreamRequest, req) => {
+    // The client's Connection is about its socket, not ours: the agent keeps upstream
+    // sockets alive. (Only touched when needed: removeHeader costs ~4 µs.)
+    const connection = req.headers.connection;
+    if (connection !== undefined && connection !== 'keep-alive') proxyReq.removeHeader('connection');
+    proxyReq[CLIENT_REQ] = req;
+    // Cancel upstream when the client goes away: one listener per client connection, not
+    // per request (http-proxy itself only cancels while the request body is arriving).
+    const client = req.socket as ClientSocket;
+    client[IN_FLIGHT] = proxyReq;
+    if (client[WATCHED] !== true) {
+      client[WATCHED] = true;
+      client.once('close', onClientClose);
+    }
   });
 
   proxy.on('proxyReqWs', (proxyReq) => {
