@@ -23,10 +23,12 @@ end
 local window = math.floor(now / windowMs)
 local windowStart = window * windowMs
 local previous, current = 0, 0
+local sameWindow = false
 local s = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
 if s[1] then
   local w = tonumber(s[1])
   if w == window then
+    sameWindow = true
     previous = tonumber(s[3])
     current = tonumber(s[2])
   elseif w == window - 1 then
@@ -39,8 +41,13 @@ local used = previous * (windowMs - elapsed) + (current + 1) * windowMs
 local capacity = limit * windowMs
 if used <= capacity then
   if ARGV[3] ~= '1' then
-    redis.call('HSET', KEYS[1], 'w', window, 'c', current + 1, 'p', previous)
-    redis.call('PEXPIRE', KEYS[1], windowMs * 2)
+    if sameWindow then
+      -- The TTL set when this window began (2 windows) still covers it and the next.
+      redis.call('HINCRBY', KEYS[1], 'c', 1)
+    else
+      redis.call('HSET', KEYS[1], 'w', window, 'c', current + 1, 'p', previous)
+      redis.call('PEXPIRE', KEYS[1], windowMs * 2)
+    end
   end
   return {1, floorDiv(capacity - used, windowMs), resetMs, 0, now}
 end
