@@ -102,8 +102,10 @@ test('a 50 MB streamed upload and a 50 MB download do not grow the gateway RSS b
     }).on('error', reject);
   });
   expect(down).toBe(total);
+  // Streaming keeps growth to freed-but-retained chunk buffers (≈30 MB measured, however
+  // large the body); holding either 50 MB body whole would add 50 MB on top of that.
   const grewMb = (rssKb(gw.pid) - before) / 1024;
-  expect(grewMb).toBeLessThan(30);
+  expect(grewMb).toBeLessThan(45);
 });
 
 test('upstream rate-limit headers are replaced by ours in gateway mode', async () => {
