@@ -3,7 +3,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { KeyService } from '../auth/keyService';
 import { GatewayError, isGatewayError, reply, type ErrorReply } from '../errors';
-import { sendError } from '../gateway/respond';
+import { sendError } from '../errorResponse';
 import type { HealthRecord } from '../health/healthState';
 import type { HealthStatus } from '../limit/policy';
 import type { LimitResult } from '../limit/store';

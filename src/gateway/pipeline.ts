@@ -13,8 +13,8 @@ import type { Logger } from '../observability/logger';
 import type { Metrics, Outcome } from '../observability/metrics';
 import type { UpstreamProxy } from '../proxy/upstreamProxy';
 import { resolveClientIp, type TrustedProxies } from './clientIp';
-import { rateLimitHeaders, type HeaderList } from './rateLimitHeaders';
-import { sendError, sendErrorOnSocket } from './respond';
+import { rateLimitHeaders } from './rateLimitHeaders';
+import { sendError, sendErrorOnSocket, type HeaderList } from '../errorResponse';
 
 export interface PipelineDeps {
   readonly apiKeyHeader: string;

@@ -1,4 +1,5 @@
 import { retryAfterSeconds } from '../limit/algorithms';
+import type { HeaderList } from '../errorResponse';
 import type { LimitResult } from '../limit/store';
 
 export interface HeaderInput {
@@ -9,7 +10,6 @@ export interface HeaderInput {
   readonly draft: boolean;
 }
 
-export type HeaderList = Array<[string, string]>;
 
 /**
  * The rate-limit response headers (SPEC §3), pure. `Retry-After` only on a denial.

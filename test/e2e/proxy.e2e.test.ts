@@ -9,7 +9,7 @@ import { freePort } from '../support/ports';
 import { httpRequest } from '../support/http';
 import { waitFor } from '../support/processes';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { get } from './fixtures';
+import { get, writeTiers } from './fixtures';
 
 /* The proxy port end to end (SPEC §3 step 5), on the memory store. */
 
@@ -29,7 +29,6 @@ afterAll(async () => {
 
 /** The demo keys with limits high enough that these tests never hit them. */
 function writeBigTiers(): string {
-  const { writeTiers } = jest.requireActual<typeof import('./fixtures')>('./fixtures');
   return writeTiers({ windowSeconds: 60, tiers: { free: { limit: 10000 }, pro: { limit: 10000 }, enterprise: { limit: 10000 } } });
 }
 

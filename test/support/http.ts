@@ -42,6 +42,8 @@ export async function httpRequest(url: string, opts: HttpRequestOptions = {}): P
 
   return new Promise<HttpResult>((resolve, reject) => {
     let settled = false;
+    // Assigned below, after the handlers that clear it are defined.
+    // eslint-disable-next-line prefer-const
     let timer: NodeJS.Timeout | undefined;
     const fail = (error: Error): void => {
       if (settled) return;

@@ -1,4 +1,5 @@
-import { rateLimitHeaders, type HeaderInput, type HeaderList } from '../../src/gateway/rateLimitHeaders';
+import type { HeaderList } from '../../src/errorResponse';
+import { rateLimitHeaders, type HeaderInput } from '../../src/gateway/rateLimitHeaders';
 import type { LimitResult } from '../../src/limit/store';
 
 /* SPEC §3: the rate-limit response headers, and the draft-11 RateLimit fields. */

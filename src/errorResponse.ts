@@ -1,8 +1,10 @@
 import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { errorBody, type ErrorReply } from '../errors';
-import type { HeaderList } from './rateLimitHeaders';
+import { errorBody, type ErrorReply } from './errors';
+
+/** Response headers as [name, value] pairs. */
+export type HeaderList = Array<[string, string]>;
 
 /** Writes a JSON error; never a stack trace. Safe to call when the head was already sent. */
 export function sendError(res: ServerResponse, err: ErrorReply, headers?: HeaderList): void {
