@@ -97,20 +97,24 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   let breaker: StoreBreaker | null = null;
   if (config.store === 'redis') {
     redis = createRedisClient(config);
-    let lastError = '';
-    redis.on('error', (err: Error) => {
-      // ioredis repeats the same error on every reconnect attempt; log each new one once.
-      if (err.message !== lastError) log.warn({ err: { message: err.message } }, 'redis error');
-      lastError = err.message;
-    });
+    // ioredis repeats its errors on every reconnect attempt, and they alternate (a refused
+    // certificate, then "max retries"): each distinct message is logged once per outage.
+    const seen = new Set<string>();
+    const warnOnce = (what: string) => (err: Error) => {
+      const key = `${what}: ${err.message}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      log.warn({ err: { message: err.message } }, what);
+    };
+    redis.on('error', warnOnce('redis error'));
     redis.on('ready', () => {
-      lastError = '';
+      seen.clear();
       log.info('redis ready');
     });
     limitStore = new RedisLimitStore(redis, config.redisKeyPrefix);
     keyStore = new RedisKeyStore(redis, config.redisKeyPrefix);
     blockStore = new RedisBlockStore(redis, config.redisKeyPrefix);
-    control = new RedisControl(redis, config.redisKeyPrefix, (err) => log.warn({ err: { message: err.message } }, 'control channel error'));
+    control = new RedisControl(redis, config.redisKeyPrefix, warnOnce('control channel error'));
     breaker = new StoreBreaker({
       timeoutMs: config.storeTimeoutMs,
       resetMs: 1000,
