@@ -217,6 +217,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     draining: () => draining,
     onError: (code, req, where, err) => pipeline.onUpstreamError(req, where, reply(code), err),
     onResponseHead: (req, seconds) => pipeline.onUpstreamHead(req, seconds),
+    onResponseEnd: (req) => pipeline.onUpstreamEnd(req),
   });
   const blockPolicy = { invalidKeyLimit: config.invalidKeyLimit, windowMs: config.invalidKeyWindowS * 1000, blockMs: config.ipBlockS * 1000 };
   const pipeline = createPipeline({

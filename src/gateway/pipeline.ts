@@ -127,8 +127,8 @@ export function createPipeline(deps: PipelineDeps) {
     return refuse('none', 'unavailable', reply('internal_error'));
   }
 
-  function observeEnd(this: ServerResponse & { req: IncomingMessage }): void {
-    const started = (this.req as Tagged)[STARTED];
+  function observeEnd(req: IncomingMessage): void {
+    const started = (req as Tagged)[STARTED];
     if (started !== undefined) metrics.requestDuration.observe((performance.now() - started) / 1000);
   }
 
@@ -146,7 +146,6 @@ export function createPipeline(deps: PipelineDeps) {
         }
         if (verdict.headers !== null) for (const [k, v] of verdict.headers) res.setHeader(k, v);
         (req as Tagged)[STARTED] = started;
-        res.once('finish', observeEnd);
         deps.proxy.web(req, res);
       }).catch((err: unknown) => {
         log.error({ err }, 'request failed after admission');
@@ -170,6 +169,11 @@ export function createPipeline(deps: PipelineDeps) {
       });
     },
 
+    /** The proxied response is complete. */
+    onUpstreamEnd(req: IncomingMessage): void {
+      observeEnd(req);
+    },
+
     /** The upstream answered: the request counts as allowed. */
     onUpstreamHead(req: IncomingMessage, seconds: number): void {
       metrics.upstreamDuration.observe(seconds);
@@ -178,6 +182,7 @@ export function createPipeline(deps: PipelineDeps) {
 
     onUpstreamError(req: IncomingMessage, where: ServerResponse | Duplex, error: ErrorReply, err: Error): void {
       const tier = (req as Tagged)[TIER] ?? 'none';
+      observeEnd(req);
       log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, status: error.status }, 'upstream failed');
       if ('setHeader' in where) {
         if (!where.headersSent) metrics.outcomes(tier).upstream_error.inc();
