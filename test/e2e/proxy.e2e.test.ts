@@ -132,6 +132,30 @@ test('upstream reset → 502 bad_gateway', async () => {
   expect((await get(`${gw.url}/fine`, PRO)).status).toBe(200);
 });
 
+test('upstream resets and timeouts leak no sockets', async () => {
+  const { readdirSync } = await import('node:fs');
+  const fds = () => readdirSync(`/proc/${gw.pid}/fd`).length;
+  await get(`${gw.url}/warm`, PRO);
+  const before = fds();
+  // Connection: close, so our own sockets to the gateway are not what is counted.
+  const agent = new http.Agent({ keepAlive: false });
+  const once = (path: string) => httpRequest(`${gw.url}${path}`, { headers: { 'x-api-key': PRO }, agent });
+  const failures = await Promise.all([
+    ...Array.from({ length: 30 }, () => once('/reset')),
+    ...Array.from({ length: 10 }, () => once('/hang')),
+  ]);
+  expect(failures.filter((r) => r.status === 502)).toHaveLength(30);
+  expect(failures.filter((r) => r.status === 504)).toHaveLength(10);
+  // Give the gateway a moment to close the sockets it destroyed, then compare.
+  let after = fds();
+  for (let i = 0; i < 40 && after > before + 2; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    after = fds();
+  }
+  expect(after).toBeLessThanOrEqual(before + 2);
+  expect((await get(`${gw.url}/fine`, PRO)).status).toBe(200);
+});
+
 test('a client that disconnects cancels the upstream request', async () => {
   let upstreamClosed = false;
   let arrived = false;
