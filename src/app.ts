@@ -88,7 +88,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   if (!tiersResult.ok) throw new GatewayError('invalid_config', `invalid setting TIERS_FILE: ${tiersResult.reasons.join('; ')}`);
   let tiers: TierSet = tiersResult.tiers;
 
-  // Stores. ioredis is constructed here and nowhere else.
+  // Stores: the Redis client comes from redisClient.ts, the one place that configures ioredis.
   let redis: Redis | Cluster | null = null;
   let limitStore: LimitStore;
   let keyStore: KeyStore;
@@ -154,9 +154,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // Cross-instance changes: pub/sub at once, the 1 s poll as the safety net.
   let keysVersion = -1;
   let blocksVersion = -1;
+  const countBlocks = () => metrics.blockedIps.set(blocked.active().length);
   const refreshBlocks = async () => {
     blocked.replaceAll(await blockStore.list());
-    metrics.blockedIps.set(blocked.active().length);
+    countBlocks();
   };
   const onControl = (e: ControlEvent) => {
     switch (e.type) {
@@ -239,7 +240,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         : await breaker.call(() => blockStore.recordInvalid(ip, blockPolicy));
       if (block === null) return;
       blocked.add(block);
-      metrics.blockedIps.set(blocked.active().length);
+      countBlocks();
       audit(log, 'ip.blocked', { ip, until: new Date(block.until).toISOString(), reason: `${config.invalidKeyLimit} invalid API keys within ${config.invalidKeyWindowS} s` });
       await control.blocksChanged();
     },
@@ -281,7 +282,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       async unblock(ip, actor) {
         const removed = await blockStore.unblock(ip);
         blocked.remove(ip);
-        metrics.blockedIps.set(blocked.active().length);
+        countBlocks();
         if (removed) {
           audit(log, 'ip.unblocked', { ip, actor });
           await control.blocksChanged();
@@ -396,7 +397,6 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       proxy.close();
       breaker?.shutdown();
       local.close();
-      if (limitStore !== local && limitStore instanceof MemoryLimitStore) limitStore.close();
       await control.close();
       if (redis !== null) {
         await redis.quit().catch(() => redis?.disconnect());

@@ -32,10 +32,7 @@ export class KeyService {
       throw new GatewayError('invalid_request', 'key must be 8-128 of [A-Za-z0-9_-]');
     }
     const key = input.key ?? generateApiKey();
-    const now = this.clock();
-    const stored: StoredKey = {
-      id: generateKeyId(now), tier: input.tier, name: input.name, disabled: false, createdAt: new Date(now).toISOString(), hash: hashApiKey(key),
-    };
+    const stored = this.newRecord(input, key);
     const result = await this.store.create(stored);
     if (!result.created) throw new GatewayError('invalid_request', 'that key already exists');
     await this.control.keysChanged([stored.hash]);
@@ -46,11 +43,7 @@ export class KeyService {
   /** Startup import from KEYS_FILE: idempotent, so every instance may run it. */
   async importKey(input: NewKey): Promise<boolean> {
     this.checkTier(input.tier);
-    const key = input.key as string;
-    const now = this.clock();
-    const stored: StoredKey = {
-      id: generateKeyId(now), tier: input.tier, name: input.name, disabled: false, createdAt: new Date(now).toISOString(), hash: hashApiKey(key),
-    };
+    const stored = this.newRecord(input, input.key as string);
     const result = await this.store.create(stored);
     if (result.created) await this.control.keysChanged([stored.hash]);
     return result.created;
@@ -90,6 +83,11 @@ export class KeyService {
     await this.control.keysChanged([prev.hash, saved.hash]);
     this.audit('key.rotated', { keyId: id, actor });
     return { ...publicRecord(saved), key };
+  }
+
+  private newRecord(input: NewKey, key: string): StoredKey {
+    const now = this.clock();
+    return { id: generateKeyId(now), tier: input.tier, name: input.name, disabled: false, createdAt: new Date(now).toISOString(), hash: hashApiKey(key) };
   }
 
   private async mustGet(id: string): Promise<StoredKey> {

@@ -128,8 +128,6 @@ export const schema = {
   logLevel: setting('LOG_LEVEL', LOG_LEVELS, 'info', 'pino level'),
 };
 
-export type SettingName = keyof typeof schema;
-
 export function envNameOf(key: string): string {
   return (schema as Record<string, { env: string }>)[key]?.env ?? key;
 }

@@ -193,5 +193,3 @@ export function createPipeline(deps: PipelineDeps) {
     },
   };
 }
-
-export type Pipeline = ReturnType<typeof createPipeline>;

@@ -8,14 +8,11 @@ import type { StoreBreaker } from './storeBreaker';
 import type { LimitRequest, LimitResult, LimitStore } from './store';
 import type { Tier, TierSet } from './tiers';
 
-export type DecisionSource = 'store' | 'deny-cache' | 'local' | 'open';
-
 export interface LimitDecision {
   readonly tier: Tier;
   readonly limit: number;
   readonly windowSeconds: number;
   readonly result: LimitResult;
-  readonly source: DecisionSource;
 }
 
 export interface LimiterDeps {
@@ -42,10 +39,6 @@ export class Limiter {
     this.deps.denyCache.clear();
   }
 
-  get tierSet(): TierSet {
-    return this.tiers;
-  }
-
   request(id: string, tierName: string, health: HealthStatus): { tier: Tier; req: LimitRequest } | null {
     const tier = this.tiers.tiers.get(tierName);
     if (tier === undefined) return null;
@@ -56,7 +49,7 @@ export class Limiter {
   async decide(tier: Tier, req: LimitRequest): Promise<LimitDecision> {
     const windowSeconds = this.tiers.windowSeconds;
     const cached = this.deps.denyCache.get(req.id, req.limit, req.algorithm);
-    if (cached !== null) return { tier, limit: req.limit, windowSeconds, result: cached, source: 'deny-cache' };
+    if (cached !== null) return { tier, limit: req.limit, windowSeconds, result: cached };
     const { breaker, store } = this.deps;
     if (breaker === null) return this.fromStore(tier, req, await store.decide(req), this.deps.clock());
     if (!breaker.isOpen) {
@@ -83,7 +76,7 @@ export class Limiter {
 
   private fromStore(tier: Tier, req: LimitRequest, result: LimitResult, askedAt: number): LimitDecision {
     if (!result.allowed) this.deps.denyCache.put(req.id, req.limit, req.algorithm, result, askedAt);
-    return { tier, limit: req.limit, windowSeconds: this.tiers.windowSeconds, result, source: 'store' };
+    return { tier, limit: req.limit, windowSeconds: this.tiers.windowSeconds, result };
   }
 
   private fallback(tier: Tier, req: LimitRequest): LimitDecision {
@@ -91,11 +84,11 @@ export class Limiter {
     const windowSeconds = this.tiers.windowSeconds;
     switch (this.deps.failureMode) {
       case 'local':
-        return { tier, limit: req.limit, windowSeconds, result: this.deps.local.decideSync(req, false), source: 'local' };
+        return { tier, limit: req.limit, windowSeconds, result: this.deps.local.decideSync(req, false) };
       case 'open': {
         const now = this.deps.clock();
         // Allowed without counting: the headers must not claim a full quota, so remaining is 0.
-        return { tier, limit: req.limit, windowSeconds, result: { allowed: true, remaining: 0, resetMs: now + req.windowMs, retryAtMs: 0, nowMs: now }, source: 'open' };
+        return { tier, limit: req.limit, windowSeconds, result: { allowed: true, remaining: 0, resetMs: now + req.windowMs, retryAtMs: 0, nowMs: now } };
       }
       case 'closed':
         throw new GatewayError('store_unavailable');

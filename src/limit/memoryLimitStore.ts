@@ -48,10 +48,6 @@ export class MemoryLimitStore implements LimitStore {
     for (const [k, e] of this.entries) if (e.expiresAt <= now) this.entries.delete(k);
   }
 
-  size(): number {
-    return this.entries.size;
-  }
-
   close(): void {
     clearInterval(this.sweeper);
   }

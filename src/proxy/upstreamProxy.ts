@@ -137,7 +137,7 @@ function connectionListed(connection: string | string[] | undefined): string[] |
  * it, and a client that said "close" must hear "close" — and is removed from the
  * upstream request in the `proxyReq` handler instead.
  */
-export function cleanRequestHeaders(req: http.IncomingMessage, keepUpgrade: boolean): void {
+function cleanRequestHeaders(req: http.IncomingMessage, keepUpgrade: boolean): void {
   const headers = req.headers;
   const drop = namesToDrop(req.rawHeaders, true, null);
   if (drop !== null) {
