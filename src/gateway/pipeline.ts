@@ -8,7 +8,7 @@ import type { HeaderMode } from '../config/load';
 import { isGatewayError, reply, type ErrorReply } from '../errors';
 import type { HealthState } from '../health/healthState';
 import { retryAfterSeconds } from '../limit/algorithms';
-import type { Limiter } from '../limit/limiter';
+import type { LimitDecision, Limiter } from '../limit/limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics, Outcome } from '../observability/metrics';
 import type { UpstreamProxy } from '../proxy/upstreamProxy';
@@ -71,7 +71,12 @@ export function createPipeline(deps: PipelineDeps) {
     return refuse('none', 'unauthorized', INVALID_KEY);
   }
 
-  async function admit(req: IncomingMessage): Promise<Verdict> {
+  /**
+   * Stages 1–5. Synchronous wherever the answer is already in process (cached key, held
+   * denial, blocked IP): only a store call makes it a promise. Each promise hop on the
+   * request path costs an allocation and a microtask turn.
+   */
+  function admit(req: IncomingMessage): Verdict | Promise<Verdict> {
     // 1. Client IP
     const ip = resolveClientIp(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], deps.trusted);
     // 2. Blocked?
@@ -86,8 +91,12 @@ export function createPipeline(deps: PipelineDeps) {
     if (extracted.kind === 'malformed') return invalidKey(ip);
     // 4. Key → tier
     const hash = hasher.hash(extracted.key);
-    let key: StoredKey | null | undefined = deps.auth.cached(hash);
-    if (key === undefined) key = await deps.auth.resolve(hash);
+    const key = deps.auth.cached(hash);
+    if (key === undefined) return deps.auth.resolve(hash).then((resolved) => limit(ip, resolved));
+    return limit(ip, key);
+  }
+
+  function limit(ip: string, key: StoredKey | null): Verdict | Promise<Verdict> {
     if (key === null || key.disabled) return invalidKey(ip);
     const planned = deps.limiter.request(key.id, key.tier, deps.health.status);
     if (planned === null) {
@@ -96,9 +105,13 @@ export function createPipeline(deps: PipelineDeps) {
     }
     // 5. Limit decision
     const t0 = performance.now();
-    const decision = await deps.limiter.decide(planned.tier, planned.req);
+    const held = deps.limiter.heldDenial(planned.tier, planned.req);
+    if (held !== null) return decided(key.tier, held, t0);
+    return deps.limiter.decide(planned.tier, planned.req).then((decision) => decided(key.tier, decision, t0));
+  }
+
+  function decided(tier: string, decision: LimitDecision, t0: number): Verdict {
     metrics.limiterDuration.observe((performance.now() - t0) / 1000);
-    const tier = key.tier;
     const mode = deps.headerMode;
     if (!decision.result.allowed) {
       const headers = rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders });
@@ -110,6 +123,18 @@ export function createPipeline(deps: PipelineDeps) {
       ? rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders })
       : null;
     return { admitted: true, tier, headers };
+  }
+
+  /** Runs `admit`, then `then` with its verdict — at once when there was nothing to wait for. */
+  function withVerdict(req: IncomingMessage, then: (verdict: Verdict) => void): void {
+    let verdict: Verdict | Promise<Verdict>;
+    try {
+      verdict = admit(req);
+    } catch (err) {
+      verdict = failure(err);
+    }
+    if (verdict instanceof Promise) verdict.then(then, (err: unknown) => then(failure(err)));
+    else then(verdict);
   }
 
   function settle(req: IncomingMessage, verdict: Verdict): void {
@@ -137,35 +162,39 @@ export function createPipeline(deps: PipelineDeps) {
       const started = performance.now();
       // A client must not reuse a socket we are about to close (proxied responses: see upstreamProxy).
       if (deps.draining()) res.setHeader('connection', 'close');
-      admit(req).catch(failure).then((verdict) => {
-        settle(req, verdict);
-        if (!verdict.admitted) {
-          sendError(res, verdict.error, verdict.headers ?? undefined);
-          metrics.requestDuration.observe((performance.now() - started) / 1000);
-          return;
+      withVerdict(req, (verdict) => {
+        try {
+          settle(req, verdict);
+          if (!verdict.admitted) {
+            sendError(res, verdict.error, verdict.headers ?? undefined);
+            metrics.requestDuration.observe((performance.now() - started) / 1000);
+            return;
+          }
+          if (verdict.headers !== null) for (const [k, v] of verdict.headers) res.setHeader(k, v);
+          (req as Tagged)[STARTED] = started;
+          deps.proxy.web(req, res);
+        } catch (err) {
+          log.error({ err }, 'request failed after admission');
+          sendError(res, reply('internal_error'));
         }
-        if (verdict.headers !== null) for (const [k, v] of verdict.headers) res.setHeader(k, v);
-        (req as Tagged)[STARTED] = started;
-        deps.proxy.web(req, res);
-      }).catch((err: unknown) => {
-        log.error({ err }, 'request failed after admission');
-        sendError(res, reply('internal_error'));
       });
     },
 
     handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
       socket.on('error', () => socket.destroy());
-      admit(req).catch(failure).then((verdict) => {
-        settle(req, verdict);
-        if (!verdict.admitted) {
-          sendErrorOnSocket(socket, verdict.error, verdict.headers ?? undefined);
-          return;
+      withVerdict(req, (verdict) => {
+        try {
+          settle(req, verdict);
+          if (!verdict.admitted) {
+            sendErrorOnSocket(socket, verdict.error, verdict.headers ?? undefined);
+            return;
+          }
+          metrics.outcomes(verdict.tier).allowed.inc();
+          deps.proxy.ws(req, socket, head);
+        } catch (err) {
+          log.error({ err }, 'upgrade failed after admission');
+          socket.destroy();
         }
-        metrics.outcomes(verdict.tier).allowed.inc();
-        deps.proxy.ws(req, socket, head);
-      }).catch((err: unknown) => {
-        log.error({ err }, 'upgrade failed after admission');
-        socket.destroy();
       });
     },
 

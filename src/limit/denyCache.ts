@@ -1,5 +1,5 @@
 import type { Clock } from '../clock';
-import type { LimitResult } from './store';
+import { limitResult, type LimitResult } from './store';
 
 interface Denial {
   readonly limit: number;
@@ -33,7 +33,7 @@ export class DenyCache {
       this.denials.delete(id);
       return null;
     }
-    return { allowed: false, remaining: 0, resetMs: d.resetMs, retryAtMs: d.retryAtMs, nowMs: now };
+    return limitResult(false, 0, d.resetMs, d.retryAtMs, now);
   }
 
   /**

@@ -5,7 +5,7 @@ import type { DenyCache } from './denyCache';
 import type { MemoryLimitStore } from './memoryLimitStore';
 import { effectiveLimit, type HealthStatus } from './policy';
 import type { StoreBreaker } from './storeBreaker';
-import type { LimitRequest, LimitResult, LimitStore } from './store';
+import { limitResult, type LimitRequest, type LimitResult, type LimitStore } from './store';
 import type { Tier, TierSet } from './tiers';
 
 export interface LimitDecision {
@@ -27,9 +27,18 @@ export interface LimiterDeps {
   readonly onFallback: () => void;
 }
 
+/** `fn`'s value as a promise, or its exception as a rejection. */
+function settled<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /**
- * Tier × health → limit, then the decision: the deny cache, else the store through
- * the breaker, else STORE_FAILURE_MODE.
+ * Tier × health → limit, then the decision: the deny cache (`heldDenial`), else the
+ * store through the breaker, else STORE_FAILURE_MODE (`decide`).
  */
 export class Limiter {
   constructor(private readonly deps: LimiterDeps, private tiers: TierSet) {}
@@ -46,21 +55,26 @@ export class Limiter {
     return { tier, req };
   }
 
-  async decide(tier: Tier, req: LimitRequest): Promise<LimitDecision> {
-    const windowSeconds = this.tiers.windowSeconds;
+  /**
+   * A denial held by the deny cache, decided without the store (and without a promise:
+   * the rejected path stays synchronous); null when the store must be asked.
+   */
+  heldDenial(tier: Tier, req: LimitRequest): LimitDecision | null {
     const cached = this.deps.denyCache.get(req.id, req.limit, req.algorithm);
-    if (cached !== null) return { tier, limit: req.limit, windowSeconds, result: cached };
+    return cached === null ? null : { tier, limit: req.limit, windowSeconds: this.tiers.windowSeconds, result: cached };
+  }
+
+  /** When `heldDenial` had none: the store through the breaker, else STORE_FAILURE_MODE. */
+  decide(tier: Tier, req: LimitRequest): Promise<LimitDecision> {
     const { breaker, store } = this.deps;
-    if (breaker === null) return this.fromStore(tier, req, await store.decide(req), this.deps.clock());
-    if (!breaker.isOpen) {
-      const askedAt = this.deps.clock();
-      try {
-        return this.fromStore(tier, req, await breaker.call(() => store.decide(req)), askedAt);
-      } catch {
-        // Fall through to the failure mode; the breaker has counted the failure.
-      }
-    }
-    return this.fallback(tier, req);
+    if (breaker === null) return store.decide(req).then((result) => this.fromStore(tier, req, result, this.deps.clock()));
+    if (breaker.isOpen) return settled(() => this.fallback(tier, req));
+    const askedAt = this.deps.clock();
+    return breaker.call(() => store.decide(req)).then(
+      (result) => this.fromStore(tier, req, result, askedAt),
+      // The breaker has counted the failure; the failure mode decides.
+      () => this.fallback(tier, req),
+    );
   }
 
   /** Usage without counting (admin). */
@@ -88,7 +102,7 @@ export class Limiter {
       case 'open': {
         const now = this.deps.clock();
         // Allowed without counting: the headers must not claim a full quota, so remaining is 0.
-        return { tier, limit: req.limit, windowSeconds, result: { allowed: true, remaining: 0, resetMs: now + req.windowMs, retryAtMs: 0, nowMs: now } };
+        return { tier, limit: req.limit, windowSeconds, result: limitResult(true, 0, now + req.windowMs, 0, now) };
       }
       case 'closed':
         throw new GatewayError('store_unavailable');

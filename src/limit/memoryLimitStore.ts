@@ -1,6 +1,6 @@
 import type { Clock } from '../clock';
 import { gcra, slidingWindow, type SlidingWindowState } from './algorithms';
-import type { LimitRequest, LimitResult, LimitStore } from './store';
+import { limitResult, type LimitRequest, type LimitResult, type LimitStore } from './store';
 
 interface Entry {
   sw?: SlidingWindowState;
@@ -36,11 +36,11 @@ export class MemoryLimitStore implements LimitStore {
     if (req.algorithm === 'gcra') {
       const { decision, nextTat } = gcra(entry?.tat ?? null, now, req.limit, req.windowMs);
       if (nextTat !== null && !dryRun) this.entries.set(key, { tat: nextTat, expiresAt: nextTat });
-      return { ...decision, nowMs: now };
+      return limitResult(decision.allowed, decision.remaining, decision.resetMs, decision.retryAtMs, now);
     }
     const { decision, next } = slidingWindow(entry?.sw ?? null, now, req.limit, req.windowMs);
     if (next !== null && !dryRun) this.entries.set(key, { sw: next, expiresAt: (next.window + 2) * req.windowMs });
-    return { ...decision, nowMs: now };
+    return limitResult(decision.allowed, decision.remaining, decision.resetMs, decision.retryAtMs, now);
   }
 
   sweep(): void {

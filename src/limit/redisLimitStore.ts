@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { GCRA_LUA, SLIDING_WINDOW_LUA } from './redisScripts';
-import type { LimitRequest, LimitResult, LimitStore } from './store';
+import { limitResult, type LimitRequest, type LimitResult, type LimitStore } from './store';
 
 type ScriptReply = [number, number, number, number, number];
 type Script = (key: string, limit: number, windowMs: number, peek: string) => Promise<ScriptReply>;
@@ -19,7 +19,7 @@ function withScripts(client: Redis | Cluster): ScriptCommands {
 }
 
 function toResult(r: ScriptReply): LimitResult {
-  return { allowed: r[0] === 1, remaining: r[1], resetMs: r[2], retryAtMs: r[3], nowMs: r[4] };
+  return limitResult(r[0] === 1, r[1], r[2], r[3], r[4]);
 }
 
 /**

@@ -43,6 +43,11 @@ export class StoreBreaker {
       // under load, and a close is not undone by failures left over from the outage.
       rollingCountTimeout: 1000,
       rollingCountBuckets: 10,
+      // Neither is read, and both cost on every call: with percentiles on, opossum keeps
+      // every call's latency and sorts the whole window on each 100 ms snapshot (measured:
+      // ~24k instructions per request at 400 req/s, growing with the rate).
+      rollingPercentilesEnabled: false,
+      enableSnapshots: false,
     });
     const report = (state: BreakerState) => {
       const previous = this.current;

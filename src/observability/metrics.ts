@@ -1,4 +1,5 @@
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { BucketHistogram } from './bucketHistogram';
 import type { HealthStatus } from '../limit/policy';
 
 export type Outcome = 'allowed' | 'limited' | 'unauthorized' | 'blocked' | 'upstream_error' | 'unavailable';
@@ -12,7 +13,20 @@ const HEALTH_STATES: readonly HealthStatus[] = ['NORMAL', 'DEGRADED'];
 const FAST_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 const REQUEST_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** A request counter child per outcome, looked up once per tier and then kept. */
+/**
+ * Requests counted on the hot path as a plain increment; the counts reach prom-client's
+ * counter when /metrics is read. (A labelled prom-client `inc` hashes its labels to a
+ * string and looks that up on every call: measured as the costliest metric call per request.)
+ */
+class PendingCount {
+  n = 0;
+  constructor(readonly labels: { readonly tier: string; readonly outcome: Outcome }) {}
+  inc(): void {
+    this.n += 1;
+  }
+}
+
+/** A request counter per outcome, made once per tier and then kept. */
 export type OutcomeCounters = Readonly<Record<Outcome, { inc(): void }>>;
 
 /**
@@ -22,22 +36,33 @@ export type OutcomeCounters = Readonly<Record<Outcome, { inc(): void }>>;
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'tier' | 'outcome'>;
-  readonly requestDuration: Histogram;
-  readonly limiterDuration: Histogram;
-  readonly upstreamDuration: Histogram;
+  readonly requestDuration: BucketHistogram;
+  readonly limiterDuration: BucketHistogram;
+  readonly upstreamDuration: BucketHistogram;
   private readonly health: Gauge<'state'>;
   private readonly breaker: Gauge<'state'>;
   readonly storeFallback: Counter;
   readonly blockedIps: Gauge;
   private readonly byTier = new Map<string, OutcomeCounters>();
+  private readonly pending: PendingCount[] = [];
 
   constructor(opts: { defaultMetrics: boolean }) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'tollgate_requests_total', help: 'Requests through the proxy port by tier and outcome.', labelNames: ['tier', 'outcome'], registers });
-    this.requestDuration = new Histogram({ name: 'tollgate_request_duration_seconds', help: 'Whole request time on the proxy port, first byte in to last byte out.', buckets: REQUEST_BUCKETS, registers });
-    this.limiterDuration = new Histogram({ name: 'tollgate_limiter_duration_seconds', help: 'Time of the rate-limit decision alone.', buckets: FAST_BUCKETS, registers });
-    this.upstreamDuration = new Histogram({ name: 'tollgate_upstream_duration_seconds', help: 'Time from sending to the upstream until its response head arrived.', buckets: REQUEST_BUCKETS, registers });
+    const pending = this.pending;
+    // Registers itself; its values come only from `collect`.
+    new Counter({
+      name: 'tollgate_requests_total', help: 'Requests through the proxy port by tier and outcome.', labelNames: ['tier', 'outcome'], registers,
+      collect() {
+        for (const p of pending) {
+          if (p.n === 0) continue;
+          this.inc(p.labels, p.n);
+          p.n = 0;
+        }
+      },
+    });
+    this.requestDuration = new BucketHistogram('tollgate_request_duration_seconds', 'Whole request time on the proxy port, first byte in to last byte out.', REQUEST_BUCKETS, this.registry);
+    this.limiterDuration = new BucketHistogram('tollgate_limiter_duration_seconds', 'Time of the rate-limit decision alone.', FAST_BUCKETS, this.registry);
+    this.upstreamDuration = new BucketHistogram('tollgate_upstream_duration_seconds', 'Time from sending to the upstream until its response head arrived.', REQUEST_BUCKETS, this.registry);
     // Gauges that are per-cluster facts rather than per-worker sums aggregate with max.
     this.health = new Gauge({ name: 'tollgate_health_state', help: 'Health state in force: 1 for the current state, 0 otherwise.', labelNames: ['state'], registers, aggregator: 'max' });
     this.breaker = new Gauge({ name: 'tollgate_store_breaker_state', help: 'Store circuit breaker: 1 for the current state, 0 otherwise.', labelNames: ['state'], registers, aggregator: 'max' });
@@ -53,7 +78,11 @@ export class Metrics {
   outcomes(tier: string): OutcomeCounters {
     let c = this.byTier.get(tier);
     if (c === undefined) {
-      const entries = OUTCOMES.map((o) => [o, this.requests.labels({ tier, outcome: o })] as const);
+      const entries = OUTCOMES.map((outcome) => {
+        const count = new PendingCount({ tier, outcome });
+        this.pending.push(count);
+        return [outcome, count] as const;
+      });
       c = Object.fromEntries(entries) as unknown as OutcomeCounters;
       this.byTier.set(tier, c);
     }
