@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { CoalescedWrites } from './coalescedWrites';
 import { GCRA_LUA, SLIDING_WINDOW_LUA } from './redisScripts';
 import { limitResult, type LimitRequest, type LimitResult, type LimitStore } from './store';
 
@@ -28,9 +29,11 @@ function toResult(r: ScriptReply): LimitResult {
  */
 export class RedisLimitStore implements LimitStore {
   private readonly scripts: ScriptCommands;
+  private readonly writes: CoalescedWrites;
 
   constructor(client: Redis | Cluster, private readonly prefix: string) {
     this.scripts = withScripts(client);
+    this.writes = new CoalescedWrites(client);
   }
 
   decide(req: LimitRequest): Promise<LimitResult> {
@@ -42,6 +45,7 @@ export class RedisLimitStore implements LimitStore {
   }
 
   private async run(req: LimitRequest, peek: string): Promise<LimitResult> {
+    this.writes.hold();
     if (req.algorithm === 'gcra') {
       return toResult(await this.scripts.tollgateGcra(`${this.prefix}{${req.id}}:gcra`, req.limit, req.windowMs, peek));
     }
