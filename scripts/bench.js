@@ -3,23 +3,34 @@
 /*
  * tollgate side-by-side benchmark (issue 6).
  *
- *   npm run bench                       full run (2 s warm-up + 10 s per run), ~4-5 min on 2 cores
- *   node scripts/bench.js --quick       1 s runs, no warm-up, for CI (~1 min)
+ *   npm run bench                       full run: 3 alternating rounds of every system per load
+ *                                       scenario (1 s warm-up + 3 s each), then the latency
+ *                                       rounds; ~4 min on 2 cores
+ *   node scripts/bench.js --quick       1 round of 1 s runs, no warm-up, for CI (~25 s)
  *
  * Options:
- *   --duration N        measured seconds per run (default 10, quick 1)
- *   --warmup N          warm-up seconds per run (default 2, quick 0)
+ *   --rounds N          rounds per load scenario (default 3, quick 1). Each round runs every
+ *                       selected system once, in canonical order on even rounds and reversed
+ *                       on odd ones, so no system always runs first or last. A row gives the
+ *                       medians over its OK rounds, and "× http-proxy" is the median of the
+ *                       per-round ratios (req/s ÷ http-proxy's req/s in the same round): on a
+ *                       shared, noisy machine one run per system swings by ±10-25 %
+ *   --duration N        measured seconds per load run (default 3, quick 1)
+ *   --warmup N          warm-up seconds per run, load and latency (default 1, quick 0)
  *   --connections N     concurrent connections (default 50)
  *   --threads N         wrk threads (default 1: on 2 cores the client should stay light)
  *   --loadgen wrk|autocannon   closed-loop load tool (default wrk if installed)
  *   --systems a,b       subset of: direct,http-proxy,rlflex,fastify,tollgate
  *   --scenarios a,b     subset of: allowed-1key,allowed-1000keys,rejected,latency
  *   --latency-factor F  fixed rate of the latency scenario as a fraction of bare
- *                       http-proxy's max req/s in allowed-1key (default 0.6)
+ *                       http-proxy's max req/s in allowed-1key (its median over the
+ *                       rounds; default 0.6)
  *   --latency-rate N    fixed rate in req/s (overrides --latency-factor)
- *   --latency-rounds N  alternating http-proxy/tollgate latency runs of duration/2 s each
- *                       (default 3, quick 1); the table gives medians, and "p99 added"
- *                       is the median of the per-round differences
+ *   --latency-rounds N  alternating http-proxy/tollgate latency runs (default 3, quick 1);
+ *                       the table gives medians, and "p99 added" is the median of the
+ *                       per-round differences
+ *   --latency-duration N  measured seconds per latency run (default duration/2 but at
+ *                       least 3 when there are several rounds, else duration)
  *   --node-upstream     use the Node upstream even if nginx is installed
  *   --build             run `npm run build` before starting tollgate even if dist/main.js exists
  *   --out DIR           where latest.json / latest.md go (default bench-results/)
@@ -30,6 +41,8 @@
  * Everything (upstream, Redis, each system under test) runs as its own child process on
  * free loopback ports; each system is started fresh for each run after a Redis FLUSHALL,
  * so no run sees another's keys. All numbers compare within one run: report ratios.
+ * Every round's raw row is kept in latest.json (`rounds`, and `ratioByRound` for the load
+ * scenarios).
  */
 const fs = require('fs');
 const os = require('os');
@@ -57,9 +70,9 @@ const SCRIPT_CMDS = ['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall
 
 function parseArgs(argv) {
   const o = {
-    quick: false, duration: null, warmup: null, connections: 50, threads: 1, loadgen: null,
+    quick: false, duration: null, warmup: null, rounds: null, connections: 50, threads: 1, loadgen: null,
     systems: ALL_SYSTEMS.slice(), scenarios: LOAD_SCENARIOS.concat('latency'),
-    latencyFactor: 0.6, latencyRate: null, latencyRounds: null, nodeUpstream: false, build: false,
+    latencyFactor: 0.6, latencyRate: null, latencyRounds: null, latencyDuration: null, nodeUpstream: false, build: false,
     out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {},
   };
   const need = (i) => {
@@ -82,6 +95,7 @@ function parseArgs(argv) {
       case '--quick': o.quick = true; break;
       case '--duration': o.duration = num(i); i++; break;
       case '--warmup': o.warmup = num(i); i++; break;
+      case '--rounds': o.rounds = Math.max(1, Math.round(num(i))); i++; break;
       case '--connections': o.connections = Math.max(1, Math.round(num(i))); i++; break;
       case '--threads': o.threads = Math.max(1, Math.round(num(i))); i++; break;
       case '--loadgen': o.loadgen = need(i); i++;
@@ -92,6 +106,7 @@ function parseArgs(argv) {
       case '--latency-factor': o.latencyFactor = num(i); i++; break;
       case '--latency-rate': o.latencyRate = num(i); i++; break;
       case '--latency-rounds': o.latencyRounds = Math.max(1, Math.round(num(i))); i++; break;
+      case '--latency-duration': o.latencyDuration = num(i); i++; break;
       case '--node-upstream': o.nodeUpstream = true; break;
       case '--build': o.build = true; break;
       case '--out': o.out = path.resolve(need(i)); i++; break;
@@ -110,10 +125,15 @@ function parseArgs(argv) {
       default: throw new Error(`unknown argument ${a}`);
     }
   }
-  if (o.duration === null) o.duration = o.quick ? 1 : 10;
-  if (o.warmup === null) o.warmup = o.quick ? 0 : 2;
+  // 3 rounds × 15 load runs of ~4.5 s (1 + 3 s plus start/stop) + 6 latency runs: ~4 min
+  if (o.duration === null) o.duration = o.quick ? 1 : 3;
+  if (o.warmup === null) o.warmup = o.quick ? 0 : 1;
+  if (o.rounds === null) o.rounds = o.quick ? 1 : 3;
   if (o.latencyRounds === null) o.latencyRounds = o.quick ? 1 : 3;
+  // a fixed-rate p99 needs a few seconds of samples, whatever the load runs' length
+  if (o.latencyDuration === null) o.latencyDuration = o.latencyRounds > 1 ? Math.max(3, Math.round(o.duration / 2)) : o.duration;
   if (o.duration < 1) throw new Error('--duration must be at least 1');
+  if (o.latencyDuration < 1) throw new Error('--latency-duration must be at least 1');
   // keep the systems in canonical order (baseline before the others)
   o.systems = ALL_SYSTEMS.filter((s) => o.systems.includes(s));
   return o;
@@ -707,8 +727,9 @@ async function runOne(ctx, system, scenario, durationS) {
 
     let load;
     if (latency) {
-      const cfgL = { url: `http://127.0.0.1:${sys.port}/`, rate: ctx.latencyRate, duration: durationS || opts.duration, warmup: opts.warmup, connections: opts.connections, headers };
-      load = await runNodeLoad(ctx, 'paced-load.js', cfgL, measure, opts.warmup + opts.duration + 40);
+      const d = durationS || opts.duration;
+      const cfgL = { url: `http://127.0.0.1:${sys.port}/`, rate: ctx.latencyRate, duration: d, warmup: opts.warmup, connections: opts.connections, headers };
+      load = await runNodeLoad(ctx, 'paced-load.js', cfgL, measure, opts.warmup + d + 40);
     } else {
       load = await closedLoop(ctx, sys.port, headers, keys, measure);
     }
@@ -784,33 +805,109 @@ function median(xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
-/** One latency row per system from its rounds: medians, summed counts, pairwise p99 added. */
-function aggregateLatency(system, rows, baseRows) {
+// per-round numbers a row reports as the median over its OK rounds
+const MEDIAN_KEYS = ['reqPerSec', 'p50Ms', 'p90Ms', 'p99Ms', 'cpuUsPerReq', 'serverCpuCores', 'rssMB',
+  'redisCmdsPerReq', 'redisScriptCallsPerReq', 'redisCpuUsPerReq', 'upstreamCpuUsPerReq', 'loadgenCpuUsPerReq',
+  'otherLoadCores', 'stealCores', 'startMs', 'stopMs'];
+const LATENCY_MEDIAN_KEYS = ['targetRate', 'correctedP50Ms', 'correctedP99Ms'];
+
+/** Round i's system order: canonical on even rounds, reversed on odd ones, so no system
+ * always runs first or last (drift of the shared machine spreads over all of them). */
+function roundOrder(systems, i) {
+  return i % 2 ? systems.slice().reverse() : systems;
+}
+
+/** wrk reports socket errors by kind ({connect, read, …}), the Node load tools as a count. */
+function sumErrors(rows) {
+  let total = null;
+  for (const r of rows) {
+    if (typeof r.errors === 'number') total = (total || 0) + r.errors;
+    else if (r.errors && typeof r.errors === 'object') {
+      total = total && typeof total === 'object' ? total : {};
+      for (const [k, v] of Object.entries(r.errors)) total[k] = (total[k] || 0) + v;
+    }
+  }
+  return total;
+}
+
+function sumCounts(objs) {
+  const out = {};
+  for (const o of objs) for (const [k, v] of Object.entries(o || {})) out[k] = (out[k] || 0) + v;
+  return out;
+}
+
+/** One row per (system, scenario) from its rounds: medians, summed counts, warnings. */
+function aggregateRounds(system, scenario, rows) {
   const ok = rows.filter((r) => r.ok);
-  const out = { system, scenario: 'latency', ok: ok.length > 0, roundsOk: ok.length, rounds: rows };
+  const out = { system, scenario, ok: ok.length > 0, roundsOk: ok.length, rounds: rows };
   if (!ok.length) {
     out.error = rows.length ? rows[0].error : 'no rounds ran';
     return out;
   }
-  for (const k of ['targetRate', 'reqPerSec', 'p50Ms', 'p90Ms', 'p99Ms', 'correctedP50Ms', 'correctedP99Ms', 'cpuUsPerReq',
-    'serverCpuCores', 'rssMB', 'redisCmdsPerReq', 'redisScriptCallsPerReq', 'redisCpuUsPerReq', 'upstreamCpuUsPerReq',
-    'loadgenCpuUsPerReq', 'otherLoadCores', 'stealCores']) {
-    out[k] = round(median(ok.map((r) => r[k])), 3);
-  }
+  out.tool = ok[0].tool;
+  const keys = scenario === 'latency' ? LATENCY_MEDIAN_KEYS.concat(MEDIAN_KEYS) : MEDIAN_KEYS;
+  for (const k of keys) out[k] = round(median(ok.map((r) => r[k])), 3);
   out.maxMs = round(Math.max(...ok.map((r) => r.maxMs || 0)), 3);
   out.requests = ok.reduce((a, r) => a + r.requests, 0);
-  out.skipped = ok.reduce((a, r) => a + (r.skipped || 0), 0);
-  out.statuses = {};
-  for (const r of ok) for (const [k, v] of Object.entries(r.statuses || {})) out.statuses[k] = (out.statuses[k] || 0) + v;
-  out.errors = ok.reduce((a, r) => a + (typeof r.errors === 'number' ? r.errors : 0), 0);
-  const sat = ok.filter((r) => r.saturated).length;
+  out.durationS = round(ok.reduce((a, r) => a + (r.durationS || 0), 0), 3);
+  out.statuses = sumCounts(ok.map((r) => r.statuses));
+  out.errors = sumErrors(ok);
+  out.redisCmdBreakdown = sumCounts(ok.map((r) => r.redisCmdBreakdown));
   const warnings = [];
-  if (sat) warnings.push(`${sat}/${ok.length} rounds did not keep up with the target rate (saturated)`);
-  if (ok.length < rows.length) warnings.push(`${rows.length - ok.length} rounds failed`);
-  const exp = expectedStatus(system, 'latency');
-  const share = out.requests ? (out.statuses[exp] || 0) / out.requests : 0;
-  if (share < 0.99) warnings.push(`only ${(share * 100).toFixed(1)}% of responses were ${exp}`);
+  if (ok.length < rows.length) {
+    const bad = rows.find((r) => !r.ok);
+    warnings.push(`${rows.length - ok.length}/${rows.length} rounds failed (round ${bad.round || rows.indexOf(bad) + 1}: ${short(bad.error)})`);
+  }
+  const exp = expectedStatus(system, scenario);
+  out.expectedStatus = exp;
+  out.expectedShare = out.requests ? round((out.statuses[exp] || 0) / out.requests, 4) : 0;
+  const offRounds = ok.filter((r) => r.expectedShare < 0.99).length;
+  if (out.expectedShare < 0.99) warnings.push(`only ${(out.expectedShare * 100).toFixed(1)}% of responses were ${exp}`);
+  else if (offRounds) warnings.push(`${offRounds}/${ok.length} rounds had under 99% ${exp} responses`);
+  const killed = rows.filter((r) => r.stopNote).length;
+  if (killed) out.stopNote = `${killed}/${rows.length} runs did not exit within 3 s of SIGTERM; killed`;
   if (warnings.length) out.warning = warnings.join('; ');
+  return out;
+}
+
+function addWarning(row, w, first = false) {
+  if (!row.warning) row.warning = w;
+  else row.warning = first ? `${w}; ${row.warning}` : `${row.warning}; ${w}`;
+}
+
+/**
+ * One load row: the medians plus "× http-proxy" as the median of the per-round ratios. A
+ * round runs every system within a few tens of seconds, so the ratio inside a round is much
+ * steadier than a ratio of medians taken minutes apart. ratioByRound is index-aligned with
+ * `rounds` (null where this system or http-proxy failed; such rounds are left out).
+ */
+function aggregateLoad(system, scenario, rows, baseRows) {
+  const out = aggregateRounds(system, scenario, rows);
+  if (!baseRows) {
+    out.ratioByRound = null;
+    out.ratioToHttpProxy = null;
+    return out;
+  }
+  const raw = rows.map((r, i) => {
+    const b = baseRows[i];
+    return r.ok && b && b.ok && b.reqPerSec > 0 ? r.reqPerSec / b.reqPerSec : null;
+  });
+  out.ratioByRound = raw.map((x) => round(x, 3));
+  out.ratioToHttpProxy = out.ok ? round(median(raw), 3) : null;
+  const used = raw.filter((x) => x !== null).length;
+  if (out.ok && system !== BASELINE && used < out.roundsOk) {
+    addWarning(out, `× http-proxy from ${used}/${out.roundsOk} rounds (http-proxy failed in the others)`);
+  }
+  return out;
+}
+
+/** One latency row per system from its rounds: medians, summed counts, pairwise p99 added. */
+function aggregateLatency(system, rows, baseRows) {
+  const out = aggregateRounds(system, 'latency', rows);
+  if (!out.ok) return out;
+  out.skipped = rows.filter((r) => r.ok).reduce((a, r) => a + (r.skipped || 0), 0);
+  const sat = rows.filter((r) => r.ok && r.saturated).length;
+  if (sat) addWarning(out, `${sat}/${out.roundsOk} rounds did not keep up with the target rate (saturated)`, true);
   // p99 added over bare http-proxy: median of the per-round differences (rounds alternate
   // between the two systems, so each pair ran close in time on the shared machine)
   const diffs = [];
@@ -848,7 +945,8 @@ function markdown(report) {
   L.push('');
   L.push(`${m.date} · ${m.cpuCount}× ${m.cpuModel} · ${m.os} · node ${m.node} · redis ${report.redisVersion || '?'} · upstream ${report.upstream}`);
   L.push(`load average ${m.loadAvgStart.join(' ')} at start, ${m.loadAvgEnd.join(' ')} at end`);
-  L.push(`load: ${report.config.loadgen}, ${report.config.connections} connections, ${report.config.warmup}s warm-up + ${report.config.duration}s measured per run${report.config.quick ? ' (--quick)' : ''}; total ${fmt(report.totalSeconds, 0)} s`);
+  const c = report.config;
+  L.push(`load: ${c.loadgen}, ${c.connections} connections, ${c.warmup}s warm-up + ${c.duration}s measured per run${c.quick ? ' (--quick)' : ''}; ${c.rounds > 1 ? `each load row is the median of ${c.rounds} alternating rounds` : 'each load row is 1 run'}; total ${fmt(report.totalSeconds, 0)} s`);
   L.push('');
   if (report.results.length) {
     L.push('| system | scenario | req/s | × http-proxy | p50 ms | p99 ms | server CPU µs/req | RSS MB | redis cmds/req | redis CPU µs/req | statuses | notes |');
@@ -858,7 +956,7 @@ function markdown(report) {
         L.push(`| ${r.system} | ${r.scenario} | FAILED | – | – | – | – | – | – | – | – | ${esc(short(r.error))} |`);
         continue;
       }
-      const notes = [r.warning, errStr(r.errors), r.stopNote, r.otherLoadCores >= 0.3 ? `other load ${r.otherLoadCores} cores` : null].filter(Boolean).join('; ');
+      const notes = [r.warning, errStr(r.errors), r.stopNote, r.otherLoadCores >= 0.3 ? `other load ${fmt(r.otherLoadCores, 2)} cores` : null].filter(Boolean).join('; ');
       L.push(`| ${r.system} | ${r.scenario} | ${fmt(r.reqPerSec)} | ${r.ratioToHttpProxy == null ? '–' : r.ratioToHttpProxy.toFixed(2)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${fmt(r.cpuUsPerReq, 1)} | ${fmt(r.rssMB, 0)} | ${redisCmds(r)} | ${fmt(r.redisCpuUsPerReq, 1)} | ${statusStr(r.statuses)} | ${esc(notes)} |`);
     }
   }
@@ -875,7 +973,7 @@ function markdown(report) {
         L.push(`| ${r.system} | ${fmt(report.latencyRate)} | ${r.skipped ? 'skipped' : 'FAILED'} | – | – | – | – | – | ${esc(short(r.error))} |`);
         continue;
       }
-      const notes = [r.warning, errStr(r.errors), r.skipped ? `${r.skipped} sends skipped (backlog)` : null, r.otherLoadCores >= 0.3 ? `other load ${r.otherLoadCores} cores` : null].filter(Boolean).join('; ');
+      const notes = [r.warning, errStr(r.errors), r.skipped ? `${r.skipped} sends skipped (backlog)` : null, r.otherLoadCores >= 0.3 ? `other load ${fmt(r.otherLoadCores, 2)} cores` : null].filter(Boolean).join('; ');
       L.push(`| ${r.system} | ${fmt(r.targetRate)} | ${fmt(r.reqPerSec)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.p99AddedMs == null ? '–' : (r.p99AddedMs >= 0 ? '+' : '') + r.p99AddedMs.toFixed(2)} | ${fmt(r.cpuUsPerReq, 1)} | ${statusStr(r.statuses)} | ${esc(notes)} |`);
     }
   }
@@ -885,7 +983,10 @@ function markdown(report) {
     for (const [k, v] of failed) L.push(`- **${k} failed**: ${esc(v.error || '')}`);
   }
   L.push('');
-  L.push(`Notes: each system is started fresh for each run after a Redis FLUSHALL. CPU is utime+stime of the system's process tree over the measured window ÷ completed requests (for \`direct\`: nginx). Redis cmds/req is the INFO commandstats calls delta ÷ requests; it includes the commands run inside Lua scripts (an EVALSHA and each INCR/PTTL… it runs count), and "(n scripts)" is how many of those were script invocations; the per-command breakdown is in latest.json. "other load" is CPU used during the window by processes outside the benchmark (machine busy time from /proc/stat minus the system, Redis, upstream, load generator and harness), shown when ≥ 0.3 cores: such rows were measured on a busy machine. The load generator, nginx, Redis and the system share ${m.cpuCount} cores, so absolute numbers are low and noisy; compare ratios within one run.`);
+  const roundsNote = c.rounds > 1
+    ? `Load rows: median of ${c.rounds} alternating rounds (each round runs every system once, in reverse order on odd rounds); × http-proxy is the median of per-round ratios (the system's req/s ÷ http-proxy's req/s in the same round); statuses and socket errors are summed over the rounds; every round's row and ratio is in latest.json (\`rounds\`, \`ratioByRound\`). `
+    : '';
+  L.push(`Notes: ${roundsNote}Each system is started fresh for each run after a Redis FLUSHALL. CPU is utime+stime of the system's process tree over the measured window ÷ completed requests (for \`direct\`: nginx). Redis cmds/req is the INFO commandstats calls delta ÷ requests; it includes the commands run inside Lua scripts (an EVALSHA and each INCR/PTTL… it runs count), and "(n scripts)" is how many of those were script invocations; the per-command breakdown is in latest.json. "other load" is CPU used during the window by processes outside the benchmark (machine busy time from /proc/stat minus the system, Redis, upstream, load generator and harness), shown when ≥ 0.3 cores: such rows were measured on a busy machine. The load generator, nginx, Redis and the system share ${m.cpuCount} cores, so absolute numbers are low and noisy; compare ratios within one run.`);
   return L.join('\n') + '\n';
 }
 
@@ -933,7 +1034,7 @@ async function main() {
   };
 
   ctx.cfg = writeConfigs(tmp);
-  log(`temp dir ${tmp}; load generator ${ctx.loadgen}; ${opts.warmup}s warm-up + ${opts.duration}s per run`);
+  log(`temp dir ${tmp}; load generator ${ctx.loadgen}; ${opts.rounds} round${opts.rounds > 1 ? 's' : ''} of ${opts.warmup}s warm-up + ${opts.duration}s per run`);
   ctx.upstream = await startUpstream(tmp, opts);
   log(`upstream: ${ctx.upstream.kind} on :${ctx.upstream.port}`);
   ctx.redis = await startRedis(tmp);
@@ -952,15 +1053,20 @@ async function main() {
   const results = [];
   const loadScenarios = LOAD_SCENARIOS.filter((s) => opts.scenarios.includes(s));
   for (const scenario of loadScenarios) {
-    for (const system of opts.systems) {
-      log(`${scenario} · ${system}…`);
-      const row = await runOne(ctx, system, scenario);
-      results.push(row);
-      if (row.ok) log(`  ${fmt(row.reqPerSec)} req/s, p99 ${fmt(row.p99Ms, 2)} ms, ${fmt(row.cpuUsPerReq, 1)} µs/req, ${statusStr(row.statuses)}${row.warning ? ` (${row.warning})` : ''}`);
+    const perSystem = Object.fromEntries(opts.systems.map((s) => [s, []]));
+    for (let i = 0; i < opts.rounds; i++) {
+      for (const system of roundOrder(opts.systems, i)) {
+        log(`${scenario} · ${system}${opts.rounds > 1 ? ` (round ${i + 1}/${opts.rounds})` : ''}…`);
+        const row = await runOne(ctx, system, scenario);
+        row.round = i + 1;
+        perSystem[system].push(row);
+        if (row.ok) log(`  ${fmt(row.reqPerSec)} req/s, p99 ${fmt(row.p99Ms, 2)} ms, ${fmt(row.cpuUsPerReq, 1)} µs/req, ${statusStr(row.statuses)}${row.warning ? ` (${row.warning})` : ''}`);
+      }
     }
-    const base = results.find((r) => r.scenario === scenario && r.system === BASELINE && r.ok);
-    for (const r of results) {
-      if (r.scenario === scenario) r.ratioToHttpProxy = base && r.ok ? round(r.reqPerSec / base.reqPerSec, 3) : null;
+    for (const system of opts.systems) {
+      const agg = aggregateLoad(system, scenario, perSystem[system], perSystem[BASELINE]);
+      results.push(agg);
+      if (opts.rounds > 1 && agg.ok) log(`${scenario} · ${system}: median ${fmt(agg.reqPerSec)} req/s, × http-proxy ${agg.ratioToHttpProxy == null ? '–' : agg.ratioToHttpProxy.toFixed(2)} (rounds: ${(agg.ratioByRound || []).map((x) => (x == null ? '–' : x.toFixed(2))).join(' ')})`);
     }
   }
 
@@ -974,17 +1080,18 @@ async function main() {
       latencyRateSource = '--latency-rate';
     } else if (base) {
       ctx.latencyRate = Math.max(1, Math.round(base.reqPerSec * opts.latencyFactor));
-      latencyRateSource = `${Math.round(opts.latencyFactor * 100)}% of bare http-proxy's allowed-1key max`;
+      latencyRateSource = `${Math.round(opts.latencyFactor * 100)}% of bare http-proxy's allowed-1key max${base.roundsOk > 1 ? ` (median of ${base.roundsOk} rounds)` : ''}`;
     }
     const lsys = LATENCY_SYSTEMS.filter((s) => opts.systems.includes(s));
     const rounds = opts.latencyRounds;
-    const roundS = rounds > 1 ? Math.max(1, Math.round(opts.duration / 2)) : opts.duration;
+    const roundS = opts.latencyDuration;
     const perSystem = Object.fromEntries(lsys.map((s) => [s, []]));
     if (ctx.latencyRate) {
       for (let i = 0; i < rounds; i++) {
         for (const system of lsys) {
           log(`latency @ ${ctx.latencyRate} req/s · ${system}${rounds > 1 ? ` (round ${i + 1}/${rounds})` : ''}…`);
           const row = await runOne(ctx, system, 'latency', roundS);
+          row.round = i + 1;
           perSystem[system].push(row);
           if (row.ok) log(`  ${fmt(row.reqPerSec)} req/s, p50 ${fmt(row.p50Ms, 2)} ms, p99 ${fmt(row.p99Ms, 2)} ms, ${statusStr(row.statuses)}${row.warning ? ` (${row.warning})` : ''}`);
         }
@@ -1000,16 +1107,19 @@ async function main() {
   }
 
   for (const s of opts.systems) {
-    const rows = results.concat(latency).filter((r) => r.system === s && !r.skipped);
+    // judged on the single runs, so a round that failed makes the system 'partial'
+    const runs = results.concat(latency).filter((r) => r.system === s && !(r.skipped && !r.ok))
+      .flatMap((r) => r.rounds || [r]);
+    const errors = [...new Set(runs.filter((r) => !r.ok).map((r) => `${r.scenario}: ${r.error}`))];
     if (ctx.failed[s]) systems[s] = { status: 'failed', error: ctx.failed[s] };
-    else if (rows.length && rows.every((r) => !r.ok)) systems[s] = { status: 'failed', error: rows[0].error };
-    else if (rows.some((r) => !r.ok)) systems[s] = { status: 'partial', error: rows.filter((r) => !r.ok).map((r) => `${r.scenario}: ${r.error}`).join('; ') };
+    else if (runs.length && runs.every((r) => !r.ok)) systems[s] = { status: 'failed', error: runs[0].error };
+    else if (errors.length) systems[s] = { status: 'partial', error: errors.join('; ') };
   }
 
   machine.loadAvgEnd = os.loadavg().map((x) => round(x, 2));
   const report = {
     machine,
-    config: { tollgateEnv: opts.tollgateEnv, quick: opts.quick, duration: opts.duration, warmup: opts.warmup, connections: opts.connections, loadgen: ctx.loadgen === 'wrk' ? `wrk (${opts.threads} thread${opts.threads > 1 ? 's' : ''})` : 'autocannon', latencyFactor: opts.latencyFactor, latencyRounds: opts.latencyRounds, latencyRoundSeconds: opts.latencyRounds > 1 ? Math.max(1, Math.round(opts.duration / 2)) : opts.duration, clkTck: CLK_TCK },
+    config: { tollgateEnv: opts.tollgateEnv, quick: opts.quick, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, connections: opts.connections, loadgen: ctx.loadgen === 'wrk' ? `wrk (${opts.threads} thread${opts.threads > 1 ? 's' : ''})` : 'autocannon', latencyFactor: opts.latencyFactor, latencyRounds: opts.latencyRounds, latencyRoundSeconds: opts.latencyDuration, clkTck: CLK_TCK },
     upstream: ctx.upstream.kind,
     redisVersion: ctx.redis.version,
     systems,

@@ -2,7 +2,8 @@
  * Smoke test of the side-by-side benchmark (issue 6): `node scripts/bench.js --quick`
  * must run every system and scenario and exit 0. No assertions on speed — only that
  * each row exists and the systems that must work (direct, the bare http-proxy baseline
- * and tollgate itself) served requests. Results go to a temp dir so a real
+ * and tollgate itself) served requests, and that each load row carries its rounds (one under
+ * --quick) and a ratio to http-proxy taken from them. Results go to a temp dir so a real
  * bench-results/latest.json is not overwritten by the test suite.
  */
 import { spawn } from 'child_process';
@@ -16,15 +17,28 @@ const SCENARIOS = ['allowed-1key', 'allowed-1000keys', 'rejected'];
 const MUST_SERVE = ['direct', 'http-proxy', 'tollgate'];
 const RUN_TIMEOUT_MS = 240_000;
 
+interface Run {
+  system: string;
+  scenario: string;
+  ok: boolean;
+  round: number;
+  reqPerSec?: number | null;
+  error?: string;
+}
+
 interface Row {
   system: string;
   scenario: string;
   ok: boolean;
   reqPerSec?: number | null;
   error?: string;
+  rounds: Run[];
+  ratioByRound?: (number | null)[] | null;
+  ratioToHttpProxy?: number | null;
 }
 
 interface Report {
+  config: { rounds: number; quick: boolean };
   results: Row[];
   latency: Row[];
   systems: Record<string, { status: string; error?: string }>;
@@ -101,5 +115,23 @@ describe('scripts/bench.js --quick', () => {
       expect({ scenario, reqPerSec: row?.reqPerSec, why }).toEqual({ scenario, reqPerSec: expect.any(Number), why: '' });
       expect(row!.reqPerSec).toBeGreaterThan(0);
     }
+  });
+
+  it('keeps every round of a load row and takes × http-proxy from the rounds', () => {
+    expect(report).toBeDefined();
+    expect(report!.config).toEqual(expect.objectContaining({ quick: true, rounds: 1 }));
+    for (const row of report!.results) {
+      expect(row.rounds.map((r) => [r.system, r.scenario, r.round])).toEqual([[row.system, row.scenario, 1]]);
+      expect(row.ratioByRound).toHaveLength(row.rounds.length);
+      const base = report!.results.find((r) => r.system === 'http-proxy' && r.scenario === row.scenario)!;
+      if (!row.ok || !base.ok) continue;
+      // one round: the median of the per-round ratios is that round's ratio
+      expect(row.ratioToHttpProxy).toBeCloseTo(row.rounds[0].reqPerSec! / base.rounds[0].reqPerSec!, 2);
+      expect(row.reqPerSec).toBe(row.rounds[0].reqPerSec);
+    }
+    for (const scenario of SCENARIOS) {
+      expect(report!.results.find((r) => r.system === 'http-proxy' && r.scenario === scenario)!.ratioToHttpProxy).toBe(1);
+    }
+    expect(fs.readFileSync(path.join(outDir, 'latest.md'), 'utf8')).toMatch(/each load row is 1 run/);
   });
 });
