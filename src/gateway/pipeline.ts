@@ -41,9 +41,12 @@ type Verdict =
 
 const TIER = Symbol('tollgate.tier');
 const STARTED = Symbol('tollgate.started');
+/** The rate-limit headers of an admitted request: also on a 502/504 in its place. */
+const HEADERS = Symbol('tollgate.headers');
 interface Tagged {
   [TIER]?: string;
   [STARTED]?: number;
+  [HEADERS]?: HeaderList | null;
 }
 
 const MISSING_KEY = reply('missing_api_key');
@@ -170,9 +173,9 @@ export function createPipeline(deps: PipelineDeps) {
             metrics.requestDuration.observe((performance.now() - started) / 1000);
             return;
           }
-          if (verdict.headers !== null) for (const [k, v] of verdict.headers) res.setHeader(k, v);
           (req as Tagged)[STARTED] = started;
-          deps.proxy.web(req, res);
+          (req as Tagged)[HEADERS] = verdict.headers;
+          deps.proxy.web(req, res, verdict.headers);
         } catch (err) {
           log.error({ err }, 'request failed after admission');
           sendError(res, reply('internal_error'));
@@ -215,7 +218,7 @@ export function createPipeline(deps: PipelineDeps) {
       log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, status: error.status }, 'upstream failed');
       if ('setHeader' in where) {
         if (!where.headersSent) metrics.outcomes(tier).upstream_error.inc();
-        sendError(where, error);
+        sendError(where, error, (req as Tagged)[HEADERS] ?? undefined);
       } else {
         where.destroy();
       }

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { HeaderMode } from '../config/load';
 import type { ErrorCode } from '../errors';
+import type { HeaderList } from '../errorResponse';
 import { upstreamErrorCode } from './upstreamErrors';
 
 /*
@@ -30,17 +31,19 @@ export interface UpstreamProxyOptions {
 }
 
 export interface UpstreamProxy {
-  /** Proxies an admitted request; our rate-limit headers are already set on `res`. */
-  web(req: http.IncomingMessage, res: http.ServerResponse): void;
+  /** Proxies an admitted request; `headers` (ours, e.g. rate-limit) go on the response. */
+  web(req: http.IncomingMessage, res: http.ServerResponse, headers: HeaderList | null): void;
   ws(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
   close(): void;
 }
 
 const STARTED = Symbol('tollgate.upstreamStarted');
 const TIMED_OUT = Symbol('tollgate.upstreamTimedOut');
+const OUR_HEADERS = Symbol('tollgate.responseHeaders');
 interface Tagged {
   [STARTED]?: number;
   [TIMED_OUT]?: boolean;
+  [OUR_HEADERS]?: HeaderList | null;
 }
 
 /** On an upstream request: the client request it serves. */
@@ -165,21 +168,39 @@ function cleanRequestHeaders(req: http.IncomingMessage, keepUpgrade: boolean): v
 }
 
 /**
- * Hop-by-hop and (unless passed through) rate-limit headers of the upstream's response.
- * They are set to undefined rather than deleted: http-proxy skips undefined values when it
- * copies headers, and `delete` would turn the object into a slow dictionary on every response.
+ * The response head for the client as one flat [name, value, …] list: the upstream's
+ * headers in their own case and order (repeats such as Set-Cookie kept), without
+ * hop-by-hop ones, those named in its Connection, Transfer-Encoding for an HTTP/1.0
+ * client, and (unless passed through) its rate-limit headers; then ours. Given to
+ * writeHead as a list, Node writes it without building a header map per response —
+ * cheaper than http-proxy's own copy, which calls setHeader once per header.
+ * Connection is left to Node (keep-alive or close as the client asked), except "close"
+ * while draining, so that no client reuses a socket we are about to close.
  */
-function stripResponseHeaders(res: http.IncomingMessage, stripRateLimit: boolean): void {
-  const headers = res.headers;
-  const drop = namesToDrop(res.rawHeaders, stripRateLimit);
-  if (drop !== null) for (const n of drop) headers[n] = undefined;
-  const listed = connectionListed(res.headers.connection);
-  if (listed !== null) for (const n of listed) headers[n] = undefined;
+function responseHead(upstream: http.IncomingMessage, req: http.IncomingMessage, stripRateLimit: boolean, ours: HeaderList | null | undefined, draining: boolean): string[] {
+  const raw = upstream.rawHeaders;
+  const listed = connectionListed(upstream.headers.connection);
+  const http10 = req.httpVersion === '1.0';
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (listed !== null || http10 || mayDrop(name, stripRateLimit)) {
+      const lower = name.toLowerCase();
+      if (HOP_SET.has(lower) || (stripRateLimit && isRateLimitHeader(lower))) continue;
+      if (listed !== null && listed.includes(lower)) continue;
+      if (http10 && lower === 'transfer-encoding') continue;
+    }
+    out.push(name, raw[i + 1]);
+  }
+  if (ours) for (const [k, v] of ours) out.push(k, v);
+  if (draining) out.push('Connection', 'close');
+  return out;
 }
 
 export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   const agent = createAgent(opts.target.startsWith('https:'), opts.timeoutMs);
-  const proxy = httpProxy.createProxyServer({ target: opts.target, agent, xfwd: true, changeOrigin: true, ws: true });
+  // selfHandleResponse: the response head is written by `responseHead` (see there).
+  const proxy = httpProxy.createProxyServer({ target: opts.target, agent, xfwd: true, changeOrigin: true, ws: true, selfHandleResponse: true });
   const stripUpstreamRateLimit = opts.headerMode !== 'upstream';
 
   proxy.on('proxyReq', (proxyReq: UpstreamRequest, req) => {
@@ -202,14 +223,25 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
     proxyReq.setTimeout(opts.timeoutMs, () => proxyReq.destroy());
   });
 
-  proxy.on('proxyRes', (proxyRes, req) => {
+  proxy.on('proxyRes', (proxyRes, req, res) => {
     const started = (req as Tagged)[STARTED];
     if (started !== undefined) opts.onResponseHead(req, (performance.now() - started) / 1000);
-    stripResponseHeaders(proxyRes, stripUpstreamRateLimit);
-    // http-proxy answers with the request's Connection value; while draining that must be
-    // "close", or a client may reuse a socket we are about to close.
-    if (opts.draining()) req.headers.connection = 'close';
+    if (res.headersSent) {
+      // Only if something answered already (it cannot be this response): drop it.
+      proxyRes.destroy();
+      return;
+    }
+    try {
+      const head = responseHead(proxyRes, req, stripUpstreamRateLimit, (req as Tagged)[OUR_HEADERS], opts.draining());
+      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, head);
+    } catch (err) {
+      // A header value Node refuses to send: the client gets a 502, not a crash.
+      proxyRes.destroy();
+      opts.onError('bad_gateway', req, res, err as Error);
+      return;
+    }
     // The head arrived; from here the socket timeout bounds a hung body.
+    proxyRes.pipe(res);
   });
 
   // http-proxy's own per-response 'end' hook: no listener of ours per request.
@@ -222,8 +254,9 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   });
 
   return {
-    web(req, res) {
+    web(req, res, headers) {
       (req as Tagged)[STARTED] = performance.now();
+      (req as Tagged)[OUR_HEADERS] = headers;
       cleanRequestHeaders(req, false);
       proxy.web(req, res);
     },

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
@@ -115,9 +115,49 @@ test('upstream rate-limit headers are replaced by ours in gateway mode', async (
   expect(r.headers['ratelimit-policy']).toBeUndefined();
 });
 
+test('the upstream response head: status and reason, repeated headers kept, hop-by-hop ones dropped, ours added', async () => {
+  const res = await new Promise<http.IncomingMessage & { body: string }>((resolve, reject) => {
+    http.get(`${gw.url}/response-head`, { headers: { 'x-api-key': PRO } }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (c: string) => { body += c; });
+      r.on('end', () => resolve(Object.assign(r, { body })));
+    }).on('error', reject);
+  });
+  expect(res.statusCode).toBe(201);
+  expect(res.statusMessage).toBe('Made It');
+  expect(res.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+  expect(res.headers['x-custom']).toBe('kept');
+  expect(res.headers['x-upstream-hop']).toBeUndefined();
+  expect(res.headers['proxy-authenticate']).toBeUndefined();
+  expect(res.headers['x-ratelimit-limit']).toBe('10000');
+  expect(res.headers.connection).toBe('keep-alive');
+  expect(res.body).toBe('chunk-one,chunk-two');
+});
+
+test('an HTTP/1.0 client gets the body without chunked encoding, then the connection closes', async () => {
+  const { port } = new URL(gw.url);
+  const raw = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(Number(port), '127.0.0.1', () => {
+      socket.write(`GET /response-head HTTP/1.0\r\nHost: x\r\nx-api-key: ${PRO}\r\n\r\n`);
+    });
+    let data = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => { data += c; });
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+    socket.setTimeout(5000, () => reject(new Error('no close within 5 s')));
+  });
+  const [head, body] = raw.split('\r\n\r\n');
+  expect(head).toMatch(/^HTTP\/1\.1 201 Made It\r\n/);
+  expect(head.toLowerCase()).not.toContain('transfer-encoding');
+  expect(body).toBe('chunk-one,chunk-two');
+});
+
 test('slow upstream → 504 gateway_timeout; the gateway keeps serving', async () => {
   const r = await get(`${gw.url}/slow?ms=3000`, PRO);
   expect(r.status).toBe(504);
+  expect(r.headers['x-ratelimit-limit']).toBe('10000');
   expect(r.headers['content-type']).toMatch(/^application\/json/);
   expect(r.json()).toEqual({ error: 'gateway_timeout', message: expect.any(String) });
   const hung = await get(`${gw.url}/hang`, PRO);
@@ -128,6 +168,7 @@ test('slow upstream → 504 gateway_timeout; the gateway keeps serving', async (
 test('upstream reset → 502 bad_gateway', async () => {
   const r = await get(`${gw.url}/reset`, PRO);
   expect(r.status).toBe(502);
+  expect(r.headers['x-ratelimit-limit']).toBe('10000');
   expect(r.json()).toEqual({ error: 'bad_gateway', message: expect.any(String) });
   expect((await get(`${gw.url}/fine`, PRO)).status).toBe(200);
 });

@@ -120,6 +120,21 @@ export async function startUpstream(): Promise<Upstream> {
             'ratelimit-policy': '"up";q=999;w=1',
           });
           return;
+        case '/response-head': {
+          // Repeated headers, a Connection-listed hop-by-hop one, a custom reason phrase and a
+          // chunked body: what the gateway must pass through (or drop) on the way back.
+          res.writeHead(201, 'Made It', [
+            'Set-Cookie', 'a=1; Path=/',
+            'Set-Cookie', 'b=2; Path=/',
+            'Connection', 'keep-alive, X-Upstream-Hop',
+            'X-Upstream-Hop', 'secret',
+            'Proxy-Authenticate', 'Basic',
+            'X-Custom', 'kept',
+          ]);
+          res.write('chunk-one,');
+          res.end('chunk-two');
+          return;
+        }
         case '/big':
           streamBytes(res, intParam(url, 'bytes'));
           return;
