@@ -16,7 +16,7 @@
  *                       per-round ratios (req/s ÷ http-proxy's req/s in the same round): on a
  *                       shared, noisy machine one run per system swings by ±10-25 %
  *   --duration N        measured seconds per load run (default 3, quick 1)
- *   --warmup N          warm-up seconds per run, load and latency (default 1, quick 0)
+ *   --warmup N          warm-up seconds per run, load and latency (default 2, quick 0: JIT tiers settle in the first seconds)
  *   --connections N     concurrent connections (default 50)
  *   --threads N         wrk threads (default 1: on 2 cores the client should stay light)
  *   --loadgen wrk|autocannon   closed-loop load tool (default wrk if installed)
@@ -127,7 +127,7 @@ function parseArgs(argv) {
   }
   // 3 rounds × 15 load runs of ~4.5 s (1 + 3 s plus start/stop) + 6 latency runs: ~4 min
   if (o.duration === null) o.duration = o.quick ? 1 : 3;
-  if (o.warmup === null) o.warmup = o.quick ? 0 : 1;
+  if (o.warmup === null) o.warmup = o.quick ? 0 : 2;
   if (o.rounds === null) o.rounds = o.quick ? 1 : 3;
   if (o.latencyRounds === null) o.latencyRounds = o.quick ? 1 : 3;
   // a fixed-rate p99 needs a few seconds of samples, whatever the load runs' length
