@@ -177,8 +177,14 @@ export function createPipeline(deps: PipelineDeps) {
           (req as Tagged)[HEADERS] = verdict.headers;
           deps.proxy.web(req, res, verdict.headers);
         } catch (err) {
-          log.error({ err }, 'request failed after admission');
-          sendError(res, reply('internal_error'));
+          // Nothing may throw out of here: this can run in a promise callback, and an
+          // unhandled rejection would end the process.
+          try {
+            log.error({ err }, 'request failed after admission');
+            sendError(res, reply('internal_error'));
+          } catch {
+            res.destroy();
+          }
         }
       });
     },
