@@ -216,7 +216,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     timeoutMs: config.upstreamTimeoutMs,
     headerMode: config.rateLimitHeaders,
     draining: () => draining,
-    onError: (code, req, where, err) => pipeline.onUpstreamError(req, where, reply(code), err),
+    onError: (code, req, where, err, headers) => pipeline.onUpstreamError(req, where, reply(code), err, headers),
     onResponseHead: (req, seconds) => pipeline.onUpstreamHead(req, seconds),
     onResponseEnd: (req) => pipeline.onUpstreamEnd(req),
   });

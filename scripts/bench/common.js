@@ -3,6 +3,7 @@
 // They read the same tiers/keys files as tollgate so every system enforces the same
 // per-key limits: key -> tier -> effective limit (`burst`, default `limit`) per window.
 const fs = require('fs');
+const http = require('http');
 
 function env(name, fallback) {
   const v = process.env[name];
@@ -46,4 +47,24 @@ function onSignals(close) {
   process.on('SIGINT', stop);
 }
 
-module.exports = { env, loadLimits, onSignals };
+/**
+ * The baseline proxy: http-proxy with a keep-alive agent and X-Forwarded-*, a 502 JSON on
+ * upstream errors. Bare http-proxy and the rlflex comparison both use this one, so the
+ * only difference between them is the limiter.
+ */
+function createBaselineProxy() {
+  const httpProxy = require('http-proxy');
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Number(env('MAX_SOCKETS', '128')) });
+  const proxy = httpProxy.createProxyServer({ target: env('UPSTREAM_URL'), agent, xfwd: true });
+  proxy.on('error', (_err, _req, res) => {
+    if (!res || typeof res.writeHead !== 'function' || res.headersSent) {
+      if (res && res.destroy) res.destroy();
+      return;
+    }
+    res.writeHead(502, { 'content-type': 'application/json' });
+    res.end('{"error":"bad_gateway","message":"upstream failed"}');
+  });
+  return { agent, proxy };
+}
+
+module.exports = { env, loadLimits, onSignals, createBaselineProxy };

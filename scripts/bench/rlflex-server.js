@@ -5,10 +5,9 @@
 // BENCH_KEYS_FILE). Default rlflex options: no in-memory block cache, no insurance limiter.
 // env: PORT, HOST, UPSTREAM_URL, REDIS_URL, BENCH_TIERS_FILE, BENCH_KEYS_FILE, MAX_SOCKETS
 const http = require('http');
-const httpProxy = require('http-proxy');
 const Redis = require('ioredis');
 const { RateLimiterRedis, RateLimiterRes } = require('rate-limiter-flexible');
-const { env, loadLimits, onSignals } = require('./common');
+const { env, loadLimits, onSignals, createBaselineProxy } = require('./common');
 
 const { windowSeconds, limits, keyTier } = loadLimits();
 const redis = new Redis(env('REDIS_URL'), { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
@@ -22,16 +21,7 @@ for (const [tier, points] of Object.entries(limits)) {
   });
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: Number(env('MAX_SOCKETS', '128')) });
-const proxy = httpProxy.createProxyServer({ target: env('UPSTREAM_URL'), agent, xfwd: true });
-proxy.on('error', (_err, _req, res) => {
-  if (!res || typeof res.writeHead !== 'function' || res.headersSent) {
-    if (res && res.destroy) res.destroy();
-    return;
-  }
-  res.writeHead(502, { 'content-type': 'application/json' });
-  res.end('{"error":"bad_gateway","message":"upstream failed"}');
-});
+const { agent, proxy } = createBaselineProxy();
 
 function json(res, status, body, headers) {
   const s = JSON.stringify(body);

@@ -41,12 +41,9 @@ type Verdict =
 
 const TIER = Symbol('tollgate.tier');
 const STARTED = Symbol('tollgate.started');
-/** The rate-limit headers of an admitted request: also on a 502/504 in its place. */
-const HEADERS = Symbol('tollgate.headers');
 interface Tagged {
   [TIER]?: string;
   [STARTED]?: number;
-  [HEADERS]?: HeaderList | null;
 }
 
 const MISSING_KEY = reply('missing_api_key');
@@ -174,7 +171,6 @@ export function createPipeline(deps: PipelineDeps) {
             return;
           }
           (req as Tagged)[STARTED] = started;
-          (req as Tagged)[HEADERS] = verdict.headers;
           deps.proxy.web(req, res, verdict.headers);
         } catch (err) {
           // Nothing may throw out of here: this can run in a promise callback, and an
@@ -218,13 +214,14 @@ export function createPipeline(deps: PipelineDeps) {
       metrics.outcomes((req as Tagged)[TIER] ?? 'none').allowed.inc();
     },
 
-    onUpstreamError(req: IncomingMessage, where: ServerResponse | Duplex, error: ErrorReply, err: Error): void {
+    /** `headers`: the rate-limit headers the response would have had, also on the error. */
+    onUpstreamError(req: IncomingMessage, where: ServerResponse | Duplex, error: ErrorReply, err: Error, headers: HeaderList | null): void {
       const tier = (req as Tagged)[TIER] ?? 'none';
       observeEnd(req);
       log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, status: error.status }, 'upstream failed');
       if ('setHeader' in where) {
         if (!where.headersSent) metrics.outcomes(tier).upstream_error.inc();
-        sendError(where, error, (req as Tagged)[HEADERS] ?? undefined);
+        sendError(where, error, headers ?? undefined);
       } else {
         where.destroy();
       }

@@ -22,8 +22,11 @@ export interface UpstreamProxyOptions {
   readonly headerMode: HeaderMode;
   /** True once shutdown began: responses then say `Connection: close`. */
   readonly draining: () => boolean;
-  /** The upstream failed; `where` is the response (web) or the raw socket (WebSocket). */
-  readonly onError: (code: ErrorCode, req: http.IncomingMessage, where: http.ServerResponse | Duplex, err: Error) => void;
+  /**
+   * The upstream failed; `where` is the response (web) or the raw socket (WebSocket), and
+   * `headers` are ours given to `web` for the response, to go on the error in its place.
+   */
+  readonly onError: (code: ErrorCode, req: http.IncomingMessage, where: http.ServerResponse | Duplex, err: Error, headers: HeaderList | null) => void;
   /** The upstream's response head arrived. */
   readonly onResponseHead: (req: http.IncomingMessage, seconds: number) => void;
   /** The upstream's response body ended (http-proxy has then ended ours). */
@@ -237,7 +240,7 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
     } catch (err) {
       // A header value Node refuses to send: the client gets a 502, not a crash.
       proxyRes.destroy();
-      opts.onError('bad_gateway', req, res, err as Error);
+      opts.onError('bad_gateway', req, res, err as Error, (req as Tagged)[OUR_HEADERS] ?? null);
       return;
     }
     // The head arrived; from here the socket timeout bounds a hung body.
@@ -250,7 +253,7 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   // Permanent: without an 'error' listener http-proxy throws and a socket hang-up would crash us.
   proxy.on('error', (err, req, where) => {
     const code = upstreamErrorCode(err as NodeJS.ErrnoException, (req as Tagged)[TIMED_OUT] === true);
-    opts.onError(code, req, where as http.ServerResponse | Duplex, err);
+    opts.onError(code, req, where as http.ServerResponse | Duplex, err, (req as Tagged)[OUR_HEADERS] ?? null);
   });
 
   return {

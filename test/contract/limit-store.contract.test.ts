@@ -323,36 +323,29 @@ function memoryFixture(): Promise<LimitStoreFixture> {
   });
 }
 
-async function redisFixture(): Promise<LimitStoreFixture> {
-  const server = await startRedis();
+/** Three clients (three gateway instances) sharing one Redis deployment, real time. */
+function sharedRedisFixture(clients: ReadonlyArray<Redis | Cluster>, stop: () => Promise<void>): LimitStoreFixture {
   const prefix = `contract-${randomUUID().slice(0, 8)}:`;
-  // Three connections: three gateway instances sharing one Redis.
-  const clients = [0, 1, 2].map(() => new Redis(server.url));
   return {
     stores: clients.map((client) => new RedisLimitStore(client, prefix)),
     now: () => Date.now(),
     wait: (ms) => sleep(Math.ceil(ms)),
     async close() {
       for (const client of clients) client.disconnect();
-      await server.stop();
+      await stop();
     },
   };
 }
 
+async function redisFixture(): Promise<LimitStoreFixture> {
+  const server = await startRedis();
+  return sharedRedisFixture([0, 1, 2].map(() => new Redis(server.url)), () => server.stop());
+}
+
 async function clusterFixture(): Promise<LimitStoreFixture> {
   const cluster = await startRedisCluster();
-  const prefix = `contract-${randomUUID().slice(0, 8)}:`;
   const nodes = cluster.ports.map((port) => ({ host: '127.0.0.1', port }));
-  const clients = [0, 1, 2].map(() => new Cluster(nodes));
-  return {
-    stores: clients.map((client) => new RedisLimitStore(client, prefix)),
-    now: () => Date.now(),
-    wait: (ms) => sleep(Math.ceil(ms)),
-    async close() {
-      for (const client of clients) client.disconnect();
-      await cluster.stop();
-    },
-  };
+  return sharedRedisFixture([0, 1, 2].map(() => new Cluster(nodes)), () => cluster.stop());
 }
 
 describeLimitStoreContract('MemoryLimitStore (fake clock)', memoryFixture);
