@@ -36,16 +36,22 @@ function readJson(req: IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer): void => {
       size += c.length;
       if (size > MAX_BODY) {
+        // Stop keeping the body but let the 413 be written: destroying the request here
+        // would reset the connection before the client hears why. The reply says
+        // Connection: close, so the rest of the upload ends with it.
+        req.off('data', onData);
+        req.resume();
         reject(new GatewayError('payload_too_large', `admin bodies are at most ${MAX_BODY} bytes`));
-        req.destroy();
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => {
+      if (size > MAX_BODY) return; // already answered 413
       const text = Buffer.concat(chunks).toString('utf8');
       if (text.trim() === '') return reject(new GatewayError('invalid_request', 'a JSON body is required'));
       try {
@@ -193,6 +199,8 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         deps.log.error({ err }, 'admin request failed');
         e = reply(isRedisDown(err) ? 'store_unavailable' : 'internal_error');
       }
+      // An unread request body must not be taken for the next request on this socket.
+      if (!req.complete) res.setHeader('connection', 'close');
       sendError(res, e);
     });
   });

@@ -58,6 +58,13 @@ describe('admin auth', () => {
     expect(r.status).toBe(405);
     expect(r.json()).toMatchObject({ error: 'method_not_allowed' });
   });
+
+  test('a body over 64 KiB → 413 payload_too_large JSON (not a reset connection); the port keeps serving', async () => {
+    const r = await admin(a, 'POST', '/admin/keys', JSON.stringify({ tier: 'pro', name: 'x'.repeat(100 * 1024) }));
+    expect(r.status).toBe(413);
+    expect(r.json()).toMatchObject({ error: 'payload_too_large' });
+    expect((await admin(a, 'GET', '/admin/health')).status).toBe(200);
+  });
 });
 
 describe('keys', () => {
