@@ -69,8 +69,16 @@ describe('CoalescedWrites on a real redis-server', () => {
     const store = new RedisLimitStore(client, `t${randomUUID()}:`);
     const req: LimitRequest = { id: 'k2', algorithm: 'sliding-window', limit: 5, windowMs: 60_000 };
     await store.peek(req);
+    const writes = countWrites(client);
     const sequential = [];
-    for (let i = 0; i < 7; i++) sequential.push((await store.decide(req)).allowed);
+    for (let i = 0; i < 7; i++) {
+      const before = writes.count;
+      const decision = store.decide(req);
+      // Out by the end of this turn (setImmediate), not on some later timer.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(writes.count).toBe(before + 1);
+      sequential.push((await decision).allowed);
+    }
     expect(sequential).toEqual([true, true, true, true, true, false, false]);
   });
 });

@@ -70,11 +70,11 @@ describe('Grafana dashboard', () => {
       .flatMap((doc) => doc.datasources);
     const prometheusUids = datasources.filter((ds) => ds.type === 'prometheus').map((ds) => ds.uid);
     expect(prometheusUids.length).toBeGreaterThan(0);
-    for (const panel of panels.filter((p) => p.type !== 'row')) {
-      for (const uid of [panel.datasource?.uid, ...(panel.targets ?? []).map((t) => t.datasource?.uid)]) {
-        if (uid !== undefined) expect(prometheusUids).toContain(uid);
-      }
-    }
+    const uids = panels.filter((p) => p.type !== 'row')
+      .flatMap((panel) => [panel.datasource?.uid, ...(panel.targets ?? []).map((t) => t.datasource?.uid)])
+      .filter((uid): uid is string => uid !== undefined);
+    expect(uids.length).toBeGreaterThan(0);
+    for (const uid of uids) expect(prometheusUids).toContain(uid);
   });
 });
 

@@ -57,7 +57,24 @@ test('invalid file → 400 with every reason, old limits still enforced; valid f
   }
 });
 
-test('an editor-style replace (write temp, rename over) and a Kubernetes ConfigMap symlink swap are both seen', async () => {
+test('an editor-style replace (write temp, rename over) in the watched directory is seen without any signal', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-rename-'));
+  const file = path.join(dir, 'tiers.json');
+  writeFileSync(file, JSON.stringify(SHIPPED_TIERS));
+  const gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, TIERS_FILE: file } });
+  try {
+    const { key } = await createKey(gw.adminUrl, 'free');
+    expect(await limitOf(gw, key)).toBe('20');
+    const tmp = path.join(dir, 'tiers.json.tmp');
+    writeFileSync(tmp, JSON.stringify({ ...SHIPPED_TIERS, tiers: { ...SHIPPED_TIERS.tiers, free: { limit: 6 } } }));
+    renameSync(tmp, file);
+    await eventually(2000, 'renamed-over file seen', async () => (await limitOf(gw, key)) === '6');
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('a Kubernetes ConfigMap symlink swap is seen; a file replaced behind the symlink is picked up on SIGHUP', async () => {
   // ConfigMap layout: tiers.json → ..data/tiers.json, ..data → ..2024_01 (swapped atomically)
   const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-cm-'));
   const v1 = path.join(dir, '..v1');

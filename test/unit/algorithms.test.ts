@@ -235,7 +235,7 @@ describe('GCRA', () => {
           // Denied right after the burst, and again part-way through the refill.
           for (const later of [0, Math.floor(windowMs / limit / 3)]) {
             const denial = caller.peek(start + later);
-            if (denial.allowed) continue;
+            expect(denial.allowed).toBe(false);
             expect(denial.retryAtMs).toBeGreaterThan(start + later);
             expectRetryAtExact(caller, denial, `limit ${limit} window ${windowMs} start ${start} +${later}`);
           }
