@@ -208,5 +208,5 @@ export function createAdminServer(deps: AdminDeps): http.Server {
 
 function isRedisDown(err: unknown): boolean {
   const msg = String((err as Error)?.message ?? '');
-  return /Stream isn't writeable|Connection is closed|ECONNREFUSED|timed out|Timed out|MaxRetriesPerRequest|breaker/i.test(msg);
+  return /Stream isn't writeable|Cluster isn't ready|Connection is closed|ECONNREFUSED|timed out|Timed out|MaxRetriesPerRequest|breaker/i.test(msg);
 }
