@@ -140,7 +140,6 @@ export function createPipeline(deps: PipelineDeps) {
   function settle(req: IncomingMessage, verdict: Verdict): void {
     if (verdict.admitted) {
       (req as Tagged)[TIER] = verdict.tier;
-      req.headers['x-tollgate-tier'] = verdict.tier;
     } else {
       metrics.outcomes(verdict.tier)[verdict.outcome].inc();
     }
@@ -171,7 +170,7 @@ export function createPipeline(deps: PipelineDeps) {
             return;
           }
           (req as Tagged)[STARTED] = started;
-          deps.proxy.web(req, res, verdict.headers);
+          deps.proxy.web(req, res, verdict.tier, verdict.headers);
         } catch (err) {
           // Nothing may throw out of here: this can run in a promise callback, and an
           // unhandled rejection would end the process.
@@ -195,7 +194,7 @@ export function createPipeline(deps: PipelineDeps) {
             return;
           }
           metrics.outcomes(verdict.tier).allowed.inc();
-          deps.proxy.ws(req, socket, head);
+          deps.proxy.ws(req, socket, head, verdict.tier);
         } catch (err) {
           log.error({ err }, 'upgrade failed after admission');
           socket.destroy();

@@ -7,14 +7,15 @@ import type { HeaderMode } from '../config/load';
 import type { ErrorCode } from '../errors';
 import type { HeaderList } from '../errorResponse';
 import { upstreamErrorCode } from './upstreamErrors';
+import { cleanUpgradeHeaders, requestHasBody, requestHead, responseHead } from './forwardingHeaders';
 
 /*
- * The only file that imports http-proxy (last released 2020). If one of its known
- * defects bites, `http-proxy-3` is its maintained API-compatible rewrite (it needs
- * Node 22, which is why it is not used yet).
+ * The only file that imports http-proxy (last released 2020). It carries WebSocket
+ * upgrades. Plain HTTP requests are forwarded here with node:http directly: http-proxy's
+ * web path cost ≈ 30 µs of CPU per request more than this (see the README, "Why plain
+ * requests do not go through http-proxy"). If one of its known defects bites, `http-proxy-3`
+ * is its maintained API-compatible rewrite (it needs Node 22, which is why it is not used yet).
  */
-
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'];
 
 export interface UpstreamProxyOptions {
   readonly target: string;
@@ -29,14 +30,15 @@ export interface UpstreamProxyOptions {
   readonly onError: (code: ErrorCode, req: http.IncomingMessage, where: http.ServerResponse | Duplex, err: Error, headers: HeaderList | null) => void;
   /** The upstream's response head arrived. */
   readonly onResponseHead: (req: http.IncomingMessage, seconds: number) => void;
-  /** The upstream's response body ended (http-proxy has then ended ours). */
+  /** The upstream's response body ended (and so ours). */
   readonly onResponseEnd: (req: http.IncomingMessage) => void;
 }
 
 export interface UpstreamProxy {
   /** Proxies an admitted request; `headers` (ours, e.g. rate-limit) go on the response. */
-  web(req: http.IncomingMessage, res: http.ServerResponse, headers: HeaderList | null): void;
-  ws(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
+  web(req: http.IncomingMessage, res: http.ServerResponse, tier: string, headers: HeaderList | null): void;
+  /** A WebSocket upgrade, carried by http-proxy. */
+  ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, tier: string): void;
   close(): void;
 }
 
@@ -49,12 +51,18 @@ interface Tagged {
   [OUR_HEADERS]?: HeaderList | null;
 }
 
-/** On an upstream request: the client request it serves. */
+/** On an upstream request and response: the client request and response they serve. */
 const CLIENT_REQ = Symbol('tollgate.clientRequest');
+const CLIENT_RES = Symbol('tollgate.clientResponse');
 /** On a client socket: the upstream request in flight for it, and whether we watch it. */
 const IN_FLIGHT = Symbol('tollgate.inFlight');
 const WATCHED = Symbol('tollgate.watched');
-type UpstreamRequest = http.ClientRequest & { [CLIENT_REQ]?: http.IncomingMessage; res?: http.IncomingMessage | null };
+interface ServesClient {
+  [CLIENT_REQ]?: http.IncomingMessage;
+  [CLIENT_RES]?: http.ServerResponse;
+}
+type UpstreamRequest = http.ClientRequest & ServesClient & { res?: http.IncomingMessage | null };
+type UpstreamResponse = http.IncomingMessage & ServesClient;
 type ClientSocket = Socket & { [IN_FLIGHT]?: UpstreamRequest; [WATCHED]?: boolean };
 /** Node's own link from a socket to the request using it (internal, but stable for years). */
 type AgentSocket = Socket & { _httpMessage?: UpstreamRequest | null };
@@ -104,171 +112,121 @@ function createAgent(secure: boolean, timeoutMs: number): http.Agent {
   return agent;
 }
 
-/** Client-sent rate-limit headers would let a caller spoof ours to the upstream. */
-function isRateLimitHeader(name: string): boolean {
-  return name.startsWith('x-ratelimit') || name.startsWith('ratelimit');
-}
-
-const HOP_SET = new Set(HOP_BY_HOP);
-const HOP_LENGTHS = new Set(HOP_BY_HOP.map((n) => n.length));
-const HOP_FIRST = new Set(HOP_BY_HOP.map((n) => n.charCodeAt(0)));
-const LOWER_R = 0x72;
-const LOWER_X = 0x78;
-
-/**
- * Whether a raw header name can be one to drop, without lower-casing it: most names
- * (Host, Accept, Content-Type, Date, …) are ruled out by their first letter and length,
- * and toLowerCase on every name of every request and response showed in the profile.
- */
-function mayDrop(name: string, rateLimit: boolean): boolean {
-  const first = name.charCodeAt(0) | 0x20; // ASCII lower case
-  if (rateLimit && (first === LOWER_X || first === LOWER_R) && name.length >= 9) return true;
-  return HOP_FIRST.has(first) && HOP_LENGTHS.has(name.length);
-}
-
-/**
- * Names in a raw header list (name, value, name, value, …) that are hop-by-hop or, when
- * `rateLimit`, rate-limit headers; null when there are none, which is almost always. The raw
- * list is scanned rather than `for…in` over the parsed headers: measurably cheaper per request.
- */
-function namesToDrop(raw: readonly string[], rateLimit: boolean): string[] | null {
-  let out: string[] | null = null;
-  for (let i = 0; i < raw.length; i += 2) {
-    if (!mayDrop(raw[i], rateLimit)) continue;
-    const name = raw[i].toLowerCase();
-    if (HOP_SET.has(name) || (rateLimit && isRateLimitHeader(name))) (out ??= []).push(name);
+/** The target's path prefix ('' for "/") and the request's path joined. */
+function upstreamPath(prefix: string, url: string): string {
+  if (url.charCodeAt(0) === 0x2f) return prefix + url; // '/'
+  // Absolute form (GET http://host/path) or "*": only its path and query go on.
+  try {
+    const u = new URL(url);
+    return prefix + u.pathname + u.search;
+  } catch {
+    return prefix + '/' + url;
   }
-  return out;
-}
-
-/** Extra hop-by-hop names listed in a Connection header. */
-function connectionListed(connection: string | string[] | undefined): string[] | null {
-  if (typeof connection !== 'string' || connection === 'keep-alive' || connection === 'close') return null;
-  let out: string[] | null = null;
-  for (const name of connection.split(',')) {
-    const n = name.trim().toLowerCase();
-    if (n !== '' && n !== 'close' && n !== 'keep-alive') (out ??= []).push(n);
-  }
-  return out;
-}
-
-/**
- * Drops hop-by-hop headers, those named in Connection, and client rate-limit headers.
- * `Connection` itself stays on the incoming request — http-proxy answers the client with
- * it, and a client that said "close" must hear "close" — and is removed from the
- * upstream request in the `proxyReq` handler instead.
- */
-function cleanRequestHeaders(req: http.IncomingMessage, keepUpgrade: boolean): void {
-  const headers = req.headers;
-  const drop = namesToDrop(req.rawHeaders, true);
-  if (drop !== null) {
-    for (const n of drop) if (n !== 'connection' && !(keepUpgrade && n === 'upgrade')) delete headers[n];
-  }
-  if (!keepUpgrade) {
-    const listed = connectionListed(headers.connection);
-    if (listed !== null) for (const n of listed) delete headers[n];
-  }
-}
-
-/**
- * The response head for the client as one flat [name, value, …] list: the upstream's
- * headers in their own case and order (repeats such as Set-Cookie kept), without
- * hop-by-hop ones, those named in its Connection, Transfer-Encoding for an HTTP/1.0
- * client, and (unless passed through) its rate-limit headers; then ours. Given to
- * writeHead as a list, Node writes it without building a header map per response —
- * cheaper than http-proxy's own copy, which calls setHeader once per header.
- * Connection is left to Node (keep-alive or close as the client asked), except "close"
- * while draining, so that no client reuses a socket we are about to close.
- */
-function responseHead(upstream: http.IncomingMessage, req: http.IncomingMessage, stripRateLimit: boolean, ours: HeaderList | null | undefined, draining: boolean): string[] {
-  const raw = upstream.rawHeaders;
-  const listed = connectionListed(upstream.headers.connection);
-  const http10 = req.httpVersion === '1.0';
-  const out: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i];
-    if (listed !== null || http10 || mayDrop(name, stripRateLimit)) {
-      const lower = name.toLowerCase();
-      if (HOP_SET.has(lower) || (stripRateLimit && isRateLimitHeader(lower))) continue;
-      if (listed !== null && listed.includes(lower)) continue;
-      if (http10 && lower === 'transfer-encoding') continue;
-    }
-    out.push(name, raw[i + 1]);
-  }
-  if (ours) for (const [k, v] of ours) out.push(k, v);
-  if (draining) out.push('Connection', 'close');
-  return out;
 }
 
 export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
-  const agent = createAgent(opts.target.startsWith('https:'), opts.timeoutMs);
-  // selfHandleResponse: the response head is written by `responseHead` (see there).
-  const proxy = httpProxy.createProxyServer({ target: opts.target, agent, xfwd: true, changeOrigin: true, ws: true, selfHandleResponse: true });
+  const target = new URL(opts.target);
+  const secure = target.protocol === 'https:';
+  const agent = createAgent(secure, opts.timeoutMs);
+  const request = secure ? https.request : http.request;
+  const prefix = target.pathname.replace(/\/+$/, '');
+  const hostname = target.hostname.startsWith('[') ? target.hostname.slice(1, -1) : target.hostname;
+  const port = Number(target.port || (secure ? 443 : 80));
   const stripUpstreamRateLimit = opts.headerMode !== 'upstream';
+  // WebSocket upgrades only; plain requests are forwarded by `web` below.
+  const wsProxy = httpProxy.createProxyServer({ target: opts.target, agent, xfwd: true, changeOrigin: true, ws: true });
 
-  proxy.on('proxyReq', (proxyReq: UpstreamRequest, req) => {
-    // The client's Connection is about its socket, not ours: the agent keeps upstream
-    // sockets alive. (Only touched when needed: removeHeader costs ~4 µs.)
-    const connection = req.headers.connection;
-    if (connection !== undefined && connection !== 'keep-alive') proxyReq.removeHeader('connection');
-    proxyReq[CLIENT_REQ] = req;
-    // Cancel upstream when the client goes away: one listener per client connection, not
-    // per request (http-proxy itself only cancels while the request body is arriving).
-    const client = req.socket as ClientSocket;
-    client[IN_FLIGHT] = proxyReq;
-    if (client[WATCHED] !== true) {
-      client[WATCHED] = true;
-      client.once('close', onClientClose);
-    }
-  });
+  function fail(code: ErrorCode, req: http.IncomingMessage, where: http.ServerResponse | Duplex, err: Error): void {
+    opts.onError(code, req, where, err, (req as Tagged)[OUR_HEADERS] ?? null);
+  }
 
-  proxy.on('proxyReqWs', (proxyReq) => {
-    proxyReq.setTimeout(opts.timeoutMs, () => proxyReq.destroy());
-  });
+  // Handlers shared by every request (`this` is the upstream request or response): no
+  // closures per request.
+  function onUpstreamError(this: UpstreamRequest, err: NodeJS.ErrnoException): void {
+    const req = this[CLIENT_REQ];
+    const res = this[CLIENT_RES];
+    if (req === undefined || res === undefined) return;
+    // We cancelled it because the client went away: there is nobody to answer.
+    if (req.socket.destroyed && err.code === 'ECONNRESET') return;
+    fail(upstreamErrorCode(err, (req as Tagged)[TIMED_OUT] === true), req, res, err);
+  }
 
-  proxy.on('proxyRes', (proxyRes, req, res) => {
+  function onUpstreamResponse(this: UpstreamRequest, upstream: UpstreamResponse): void {
+    const req = this[CLIENT_REQ];
+    const res = this[CLIENT_RES];
+    if (req === undefined || res === undefined) return;
     const started = (req as Tagged)[STARTED];
     if (started !== undefined) opts.onResponseHead(req, (performance.now() - started) / 1000);
     if (res.headersSent) {
       // Only if something answered already (it cannot be this response): drop it.
-      proxyRes.destroy();
+      upstream.destroy();
       return;
     }
     try {
-      const head = responseHead(proxyRes, req, stripUpstreamRateLimit, (req as Tagged)[OUR_HEADERS], opts.draining());
-      res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, head);
+      const head = responseHead(upstream, req, stripUpstreamRateLimit, (req as Tagged)[OUR_HEADERS], opts.draining());
+      res.writeHead(upstream.statusCode ?? 502, upstream.statusMessage, head);
     } catch (err) {
       // A header value Node refuses to send: the client gets a 502, not a crash.
-      proxyRes.destroy();
-      opts.onError('bad_gateway', req, res, err as Error, (req as Tagged)[OUR_HEADERS] ?? null);
+      upstream.destroy();
+      fail('bad_gateway', req, res, err as Error);
       return;
     }
-    // The head arrived; from here the socket timeout bounds a hung body.
-    proxyRes.pipe(res);
+    upstream[CLIENT_REQ] = req;
+    upstream[CLIENT_RES] = res;
+    upstream.on('close', onUpstreamResponseClose);
+    upstream.pipe(res);
+  }
+
+  function onUpstreamResponseClose(this: UpstreamResponse): void {
+    const req = this[CLIENT_REQ];
+    if (req === undefined) return;
+    // Cut off mid-body (upstream reset, timeout): the client must not wait for the rest.
+    if (!this.complete) this[CLIENT_RES]?.destroy();
+    else opts.onResponseEnd(req);
+  }
+
+  wsProxy.on('proxyReqWs', (proxyReq) => {
+    proxyReq.setTimeout(opts.timeoutMs, () => proxyReq.destroy());
   });
 
-  // http-proxy's own per-response 'end' hook: no listener of ours per request.
-  proxy.on('end', (req) => opts.onResponseEnd(req));
-
   // Permanent: without an 'error' listener http-proxy throws and a socket hang-up would crash us.
-  proxy.on('error', (err, req, where) => {
-    const code = upstreamErrorCode(err as NodeJS.ErrnoException, (req as Tagged)[TIMED_OUT] === true);
-    opts.onError(code, req, where as http.ServerResponse | Duplex, err, (req as Tagged)[OUR_HEADERS] ?? null);
+  wsProxy.on('error', (err, req, where) => {
+    fail(upstreamErrorCode(err as NodeJS.ErrnoException, (req as Tagged)[TIMED_OUT] === true), req, where as Duplex, err);
   });
 
   return {
-    web(req, res, headers) {
+    web(req, res, tier, headers) {
       (req as Tagged)[STARTED] = performance.now();
       (req as Tagged)[OUR_HEADERS] = headers;
-      cleanRequestHeaders(req, false);
-      proxy.web(req, res);
+      let upstream: UpstreamRequest;
+      try {
+        const head = requestHead(req, { remoteAddress: req.socket.remoteAddress ?? '', upstreamHost: target.host, tier });
+        upstream = request({ hostname, port, method: req.method, path: upstreamPath(prefix, req.url ?? '/'), headers: head, agent });
+      } catch (err) {
+        // A request line or header Node refuses to send on (none that its parser let in).
+        fail('bad_gateway', req, res, err as Error);
+        return;
+      }
+      upstream[CLIENT_REQ] = req;
+      upstream[CLIENT_RES] = res;
+      upstream.on('error', onUpstreamError);
+      upstream.on('response', onUpstreamResponse);
+      // Cancel upstream when the client goes away: one listener per client connection, not per request.
+      const client = req.socket as ClientSocket;
+      client[IN_FLIGHT] = upstream;
+      if (client[WATCHED] !== true) {
+        client[WATCHED] = true;
+        client.once('close', onClientClose);
+      }
+      if (requestHasBody(req)) req.pipe(upstream);
+      else upstream.end();
     },
-    ws(req, socket, head) {
-      cleanRequestHeaders(req, true);
-      proxy.ws(req, socket, head);
+    ws(req, socket, head, tier) {
+      cleanUpgradeHeaders(req, tier);
+      wsProxy.ws(req, socket, head);
     },
     close() {
-      proxy.close();
+      wsProxy.close();
       agent.destroy();
     },
   };

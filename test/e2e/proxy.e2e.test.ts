@@ -67,6 +67,110 @@ test('an existing X-Forwarded-For is appended to, and hop-by-hop headers are dro
   expect(seen['proxy-authorization']).toBeUndefined();
 });
 
+/** Sends `text` on a raw socket and resolves with everything read until the gateway's response ends. */
+function rawExchange(text: string | string[], until: (data: string) => boolean): Promise<string> {
+  const { port } = new URL(gw.url);
+  return new Promise<string>((resolve, reject) => {
+    const parts = Array.isArray(text) ? [...text] : [text];
+    const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(parts.shift() ?? ''));
+    let data = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (c: string) => {
+      data += c;
+      // The next part goes once the gateway has answered the previous (e.g. "100 Continue").
+      if (parts.length > 0 && data.includes('\r\n\r\n')) socket.write(parts.shift() ?? '');
+      if (until(data)) {
+        socket.destroy();
+        resolve(data);
+      }
+    });
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+    socket.setTimeout(5000, () => reject(new Error(`no answer within 5 s; got ${JSON.stringify(data)}`)));
+  });
+}
+
+/** The upstream's echo in a raw response: the JSON after the head. */
+function echoOf(raw: string): { method: string; url: string; headers: Record<string, string>; bodyLength: number } {
+  return JSON.parse(raw.slice(raw.lastIndexOf('\r\n\r\n') + 4)) as { method: string; url: string; headers: Record<string, string>; bodyLength: number };
+}
+
+const complete = (data: string): boolean => {
+  const m = /content-length: (\d+)\r\n[\s\S]*?\r\n\r\n([\s\S]*)$/i.exec(data.slice(data.lastIndexOf('HTTP/1.1 ')));
+  return m !== null && Buffer.byteLength(m[2], 'latin1') >= Number(m[1]);
+};
+
+test('the upstream gets its own Host, X-Forwarded-Port from the client\'s Host, and repeated X-Forwarded-For lines joined', async () => {
+  const raw = await rawExchange(
+    `GET /fwd HTTP/1.1\r\nHost: api.example.com:8443\r\nx-api-key: ${PRO}\r\nX-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 198.51.100.2\r\nX-Forwarded-Proto: https\r\nX-Tollgate-Tier: enterprise\r\nConnection: close\r\n\r\n`,
+    complete,
+  );
+  expect(raw).toMatch(/^HTTP\/1\.1 200 /);
+  const seen = echoOf(raw).headers;
+  expect(seen.host).toBe(new URL(upstream.url).host);
+  expect(seen['x-forwarded-for']).toBe('198.51.100.1, 198.51.100.2, 127.0.0.1');
+  expect(seen['x-forwarded-port']).toBe('8443');
+  expect(seen['x-forwarded-proto']).toBe('https, http');
+  expect(seen['x-forwarded-host']).toBe('api.example.com:8443');
+  expect(seen['x-tollgate-tier']).toBe('pro');
+  expect(seen.connection).toBe('keep-alive');
+});
+
+test('a body-less POST reaches the upstream with Content-Length: 0 and a GET with no length at all', async () => {
+  const post = await rawExchange(`POST /empty HTTP/1.1\r\nHost: x\r\nx-api-key: ${PRO}\r\nConnection: close\r\n\r\n`, complete);
+  const postSeen = echoOf(post);
+  expect(postSeen.method).toBe('POST');
+  expect(postSeen.headers['content-length']).toBe('0');
+  expect(postSeen.headers['transfer-encoding']).toBeUndefined();
+  const getSeen = echoOf(await rawExchange(`GET /empty HTTP/1.1\r\nHost: x\r\nx-api-key: ${PRO}\r\nConnection: close\r\n\r\n`, complete));
+  expect(getSeen.headers['content-length']).toBeUndefined();
+  expect(getSeen.headers['transfer-encoding']).toBeUndefined();
+});
+
+test('Expect: 100-continue: the client hears 100 Continue from the gateway, the upstream gets the body without the Expect', async () => {
+  const raw = await rawExchange([
+    `PUT /expect HTTP/1.1\r\nHost: x\r\nx-api-key: ${PRO}\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    'hello',
+  ], complete);
+  expect(raw).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  const seen = echoOf(raw);
+  expect(seen.bodyLength).toBe(5);
+  expect(seen.headers.expect).toBeUndefined();
+});
+
+test('a chunked upload reaches the upstream chunked, whole', async () => {
+  const raw = await rawExchange(
+    `POST /chunked HTTP/1.1\r\nHost: x\r\nx-api-key: ${PRO}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n`,
+    complete,
+  );
+  const seen = echoOf(raw);
+  expect(seen.bodyLength).toBe(11);
+  expect(seen.headers['transfer-encoding']).toBe('chunked');
+});
+
+test('the path goes on as sent (repeated slashes kept); an absolute-form target goes on as its path and query', async () => {
+  const slashes = echoOf(await rawExchange(`GET //a//b/?q=//x HTTP/1.1\r\nHost: x\r\nx-api-key: ${PRO}\r\nConnection: close\r\n\r\n`, complete));
+  expect(slashes.url).toBe('//a//b/?q=//x');
+  const absolute = echoOf(await rawExchange(`GET http://api.example.com/abs/path?q=1 HTTP/1.1\r\nHost: api.example.com\r\nx-api-key: ${PRO}\r\nConnection: close\r\n\r\n`, complete));
+  expect(absolute.url).toBe('/abs/path?q=1');
+});
+
+test('an upstream cut off mid-body closes the client\'s connection rather than leaving it waiting', async () => {
+  const outcome = await new Promise<string>((resolve) => {
+    const req = http.get(`${gw.url}/cut?bytes=200000`, { headers: { 'x-api-key': PRO }, agent: false }, (res) => {
+      let got = 0;
+      res.on('data', (c: Buffer) => { got += c.length; });
+      res.on('end', () => resolve(`ended after ${got} bytes`));
+      res.on('error', () => undefined);
+      res.on('close', () => resolve(res.complete ? `complete after ${got} bytes` : `cut after ${got} bytes of ${res.headers['content-length']}`));
+    });
+    req.on('error', (e) => resolve(`error ${e.message}`));
+    setTimeout(() => resolve('still waiting after 5 s'), 5000).unref();
+  });
+  expect(outcome).toBe('cut after 100000 bytes of 200000');
+  expect((await get(`${gw.url}/fine`, PRO)).status).toBe(200);
+});
+
 test('a 5 MB upload arrives intact (hash compared)', async () => {
   const body = randomBytes(5 * 1024 * 1024);
   const r = await httpRequest(`${gw.url}/upload`, { method: 'POST', headers: { 'x-api-key': PRO, 'content-type': 'application/octet-stream' }, body });
@@ -263,4 +367,15 @@ describe('upstream down', () => {
       expect(await g.stop()).toBe(0);
     }
   });
+});
+
+test('an UPSTREAM_URL with a path puts that path in front of every request path', async () => {
+  const g = await startGateway({ env: { UPSTREAM_URL: `${upstream.url}/api/v2/`, TIERS_FILE: writeBigTiers() } });
+  try {
+    const r = await get(`${g.url}/things?x=1`, PRO);
+    expect(r.status).toBe(200);
+    expect(r.json<{ url: string }>().url).toBe('/api/v2/things?x=1');
+  } finally {
+    await g.stop();
+  }
 });

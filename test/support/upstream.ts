@@ -64,6 +64,7 @@ function streamBytes(res: http.ServerResponse, bytes: number): void {
  * - /reset: destroys the socket without a response
  * - /upstream-ratelimit: the echo with upstream X-RateLimit-*, RateLimit and RateLimit-Policy headers
  * - /big?bytes=N: N bytes of 'a'
+ * - /cut?bytes=N: announces N bytes of 'a', sends half, then destroys the socket
  * - any WebSocket upgrade: echoes each message back
  */
 export async function startUpstream(): Promise<Upstream> {
@@ -138,6 +139,12 @@ export async function startUpstream(): Promise<Upstream> {
         case '/big':
           streamBytes(res, intParam(url, 'bytes'));
           return;
+        case '/cut': {
+          const bytes = intParam(url, 'bytes');
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes });
+          res.write(Buffer.alloc(Math.floor(bytes / 2), 'a'), () => res.destroy());
+          return;
+        }
         default:
           sendJson(res, record);
       }

@@ -1,0 +1,204 @@
+import type http from 'node:http';
+import type { HeaderList } from '../errorResponse';
+
+/*
+ * Which headers cross the gateway, in each direction (pure: no I/O). Both directions work
+ * on the raw [name, value, name, value, …] list Node parsed, and produce one for Node to
+ * write as it is: no header map is built per request or response.
+ */
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'];
+const HOP_SET = new Set(HOP_BY_HOP);
+
+/**
+ * Names dropped from a client's request on top of the hop-by-hop ones: Host (the upstream
+ * gets its own), Expect (Node already answered the client's 100-continue), ours, and the
+ * forwarding headers we rewrite.
+ */
+const TIER_HEADER = 'x-tollgate-tier';
+const XFF = 'x-forwarded-for';
+const XF_PORT = 'x-forwarded-port';
+const XF_PROTO = 'x-forwarded-proto';
+const XF_HOST = 'x-forwarded-host';
+const REQUEST_ONLY = ['host', 'expect'];
+
+/** A first-letter and length prefilter for a set of lower-case names. */
+interface NameFilter {
+  readonly first: ReadonlySet<number>;
+  readonly lengths: ReadonlySet<number>;
+}
+
+function nameFilter(names: readonly string[]): NameFilter {
+  return { first: new Set(names.map((n) => n.charCodeAt(0))), lengths: new Set(names.map((n) => n.length)) };
+}
+
+const RESPONSE_FILTER = nameFilter(HOP_BY_HOP);
+const REQUEST_FILTER = nameFilter([...HOP_BY_HOP, ...REQUEST_ONLY]);
+const LOWER_R = 0x72;
+const LOWER_X = 0x78;
+
+/**
+ * Whether a raw header name can be one to look at, without lower-casing it: most names
+ * (Accept, Content-Type, Date, …) are ruled out by their first letter and length, and
+ * toLowerCase on every name of every request and response showed in the profile. With
+ * `xr`, any name of 9+ letters starting with x or r passes too (X-RateLimit-*,
+ * RateLimit-*, X-Forwarded-*, X-Tollgate-Tier).
+ */
+function mayMatch(name: string, filter: NameFilter, xr: boolean): boolean {
+  const first = name.charCodeAt(0) | 0x20; // ASCII lower case
+  if (xr && (first === LOWER_X || first === LOWER_R) && name.length >= 9) return true;
+  return filter.first.has(first) && filter.lengths.has(name.length);
+}
+
+/** Client-sent rate-limit headers would let a caller spoof ours to the upstream. */
+function isRateLimitHeader(name: string): boolean {
+  return name.startsWith('x-ratelimit') || name.startsWith('ratelimit');
+}
+
+/** Extra hop-by-hop names listed in a Connection header; null when there are none. */
+export function connectionListed(connection: string | string[] | undefined): string[] | null {
+  if (typeof connection !== 'string' || connection === 'keep-alive' || connection === 'close') return null;
+  let out: string[] | null = null;
+  for (const name of connection.split(',')) {
+    const n = name.trim().toLowerCase();
+    if (n !== '' && n !== 'close' && n !== 'keep-alive') (out ??= []).push(n);
+  }
+  return out;
+}
+
+function appendValue(existing: string | undefined, value: string): string {
+  return existing === undefined ? value : `${existing}, ${value}`;
+}
+
+/** The parts of a client request its upstream head is built from. */
+export type RequestHeadIn = Pick<http.IncomingMessage, 'rawHeaders' | 'headers' | 'method'>;
+
+/** What the upstream is told about the client's connection. */
+export interface ForwardedFor {
+  /** The client socket's address. */
+  readonly remoteAddress: string;
+  /** The Host the upstream gets (the target's own). */
+  readonly upstreamHost: string;
+  /** The tier the request was admitted under (X-Tollgate-Tier). */
+  readonly tier: string;
+}
+
+/**
+ * The upstream request head as a flat list: the client's headers in their own case and
+ * order, without hop-by-hop ones, those its Connection lists, Host, Expect, client-sent
+ * rate-limit headers and X-Tollgate-Tier; then Host (the target's), X-Forwarded-For/-Port/
+ * -Proto with this hop appended (", "-joined, as nginx does), X-Forwarded-Host (the
+ * client's, else its Host) and X-Tollgate-Tier. A body-less request other than GET/HEAD
+ * says Content-Length: 0, so that Node does not announce a chunked body for it.
+ */
+export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
+  const raw = req.rawHeaders;
+  const listed = connectionListed(req.headers.connection);
+  const out: string[] = [];
+  let host: string | undefined;
+  let xff: string | undefined;
+  let xfPort: string | undefined;
+  let xfProto: string | undefined;
+  let xfHost: string | undefined;
+  let framed = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    const value = raw[i + 1];
+    if (listed !== null || mayMatch(name, REQUEST_FILTER, true)) {
+      const lower = name.toLowerCase();
+      if (HOP_SET.has(lower)) continue;
+      if (lower === 'host') {
+        host ??= value;
+        continue;
+      }
+      if (lower === XFF) {
+        xff = appendValue(xff, value);
+        continue;
+      }
+      if (lower === XF_PORT) {
+        xfPort = appendValue(xfPort, value);
+        continue;
+      }
+      if (lower === XF_PROTO) {
+        xfProto = appendValue(xfProto, value);
+        continue;
+      }
+      if (lower === XF_HOST) {
+        xfHost ??= value;
+        continue;
+      }
+      if (lower === 'expect' || lower === TIER_HEADER || isRateLimitHeader(lower)) continue;
+      if (listed !== null && listed.includes(lower)) continue;
+    }
+    if (!framed && isFramingHeader(name)) framed = true;
+    out.push(name, value);
+  }
+  if (!framed && req.method !== 'GET' && req.method !== 'HEAD') out.push('Content-Length', '0');
+  const port = host === undefined ? null : /:(\d+)$/.exec(host);
+  out.push(
+    'Host', fwd.upstreamHost,
+    'X-Forwarded-For', appendValue(xff, fwd.remoteAddress),
+    'X-Forwarded-Port', appendValue(xfPort, port === null ? '80' : port[1]),
+    'X-Forwarded-Proto', appendValue(xfProto, 'http'),
+    'X-Forwarded-Host', xfHost ?? host ?? '',
+    'X-Tollgate-Tier', fwd.tier,
+  );
+  return out;
+}
+
+/** Content-Length or Transfer-Encoding: the request says how long its body is. */
+function isFramingHeader(name: string): boolean {
+  if (name.length !== 14 && name.length !== 17) return false;
+  const lower = name.toLowerCase();
+  return lower === 'content-length' || lower === 'transfer-encoding';
+}
+
+/** Whether the request has a body to stream to the upstream. */
+export function requestHasBody(req: Pick<http.IncomingMessage, 'headers'>): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * For a WebSocket upgrade (carried by http-proxy, which reads `req.headers`): drops
+ * hop-by-hop headers except Connection and Upgrade, and client rate-limit headers, in place.
+ */
+export function cleanUpgradeHeaders(req: http.IncomingMessage, tier: string): void {
+  const headers = req.headers;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (!mayMatch(raw[i], RESPONSE_FILTER, true)) continue;
+    const name = raw[i].toLowerCase();
+    if ((HOP_SET.has(name) && name !== 'connection' && name !== 'upgrade') || isRateLimitHeader(name)) delete headers[name];
+  }
+  headers[TIER_HEADER] = tier;
+}
+
+/**
+ * The response head for the client as one flat [name, value, …] list: the upstream's
+ * headers in their own case and order (repeats such as Set-Cookie kept), without
+ * hop-by-hop ones, those named in its Connection, Transfer-Encoding for an HTTP/1.0
+ * client, and (unless passed through) its rate-limit headers; then ours. Given to
+ * writeHead as a list, Node writes it without building a header map per response.
+ * Connection is left to Node (keep-alive or close as the client asked), except "close"
+ * while draining, so that no client reuses a socket we are about to close.
+ */
+export function responseHead(upstream: Pick<http.IncomingMessage, 'rawHeaders' | 'headers'>, req: Pick<http.IncomingMessage, 'httpVersion'>, stripRateLimit: boolean, ours: HeaderList | null | undefined, draining: boolean): string[] {
+  const raw = upstream.rawHeaders;
+  const listed = connectionListed(upstream.headers.connection);
+  const http10 = req.httpVersion === '1.0';
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (listed !== null || http10 || mayMatch(name, RESPONSE_FILTER, stripRateLimit)) {
+      const lower = name.toLowerCase();
+      if (HOP_SET.has(lower) || (stripRateLimit && isRateLimitHeader(lower))) continue;
+      if (listed !== null && listed.includes(lower)) continue;
+      if (http10 && lower === 'transfer-encoding') continue;
+    }
+    out.push(name, raw[i + 1]);
+  }
+  if (ours) for (const [k, v] of ours) out.push(k, v);
+  if (draining) out.push('Connection', 'close');
+  return out;
+}

@@ -1,0 +1,121 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { requestHasBody, requestHead, responseHead, type RequestHeadIn } from '../../src/proxy/forwardingHeaders';
+
+/* Which headers cross the gateway, each way (pure; the e2e proxy tests cover the wire). */
+
+/** A parsed request as Node gives it: the raw list, and the lower-cased map (Connection only is read). */
+function parsed(method: string, raw: string[]): RequestHeadIn {
+  const headers: IncomingHttpHeaders = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (name === 'connection') headers.connection = raw[i + 1];
+    if (name === 'content-length') headers['content-length'] = raw[i + 1];
+    if (name === 'transfer-encoding') headers['transfer-encoding'] = raw[i + 1];
+  }
+  return { method, rawHeaders: raw, headers };
+}
+
+const FWD = { remoteAddress: '203.0.113.9', upstreamHost: 'backend:8080', tier: 'pro' };
+
+/** The list as [name, value] pairs, for readable expectations. */
+function pairs(list: readonly string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < list.length; i += 2) out.push([list[i], list[i + 1]]);
+  return out;
+}
+
+describe('requestHead', () => {
+  test('client headers keep their case and order; ours follow', () => {
+    const head = requestHead(parsed('GET', ['Host', 'api.example.com', 'Accept', '*/*', 'X-Api-Key', 'k', 'x-custom', 'a', 'X-Custom', 'b']), FWD);
+    expect(pairs(head)).toEqual([
+      ['Accept', '*/*'], ['X-Api-Key', 'k'], ['x-custom', 'a'], ['X-Custom', 'b'],
+      ['Host', 'backend:8080'],
+      ['X-Forwarded-For', '203.0.113.9'],
+      ['X-Forwarded-Port', '80'],
+      ['X-Forwarded-Proto', 'http'],
+      ['X-Forwarded-Host', 'api.example.com'],
+      ['X-Tollgate-Tier', 'pro'],
+    ]);
+  });
+
+  test('hop-by-hop headers, those Connection lists, Expect, and client rate-limit and tier headers are dropped', () => {
+    const head = requestHead(parsed('GET', [
+      'Host', 'h', 'Connection', 'keep-alive, X-Hop', 'X-Hop', 'secret', 'Keep-Alive', 'timeout=5', 'TE', 'trailers',
+      'Proxy-Authorization', 'Basic x', 'Upgrade', 'h2c', 'Trailer', 'x', 'Proxy-Connection', 'keep-alive',
+      'Expect', '100-continue', 'X-RateLimit-Limit', '1', 'RateLimit-Policy', 'p', 'ratelimit', 'r', 'X-Tollgate-Tier', 'enterprise',
+      'Accept', 'a',
+    ]), FWD);
+    const names = pairs(head).map(([n]) => n);
+    expect(names).toEqual(['Accept', 'Host', 'X-Forwarded-For', 'X-Forwarded-Port', 'X-Forwarded-Proto', 'X-Forwarded-Host', 'X-Tollgate-Tier']);
+    expect(pairs(head).find(([n]) => n === 'X-Tollgate-Tier')?.[1]).toBe('pro');
+  });
+
+  test('forwarding headers already present are appended to (", "-joined, repeats merged); X-Forwarded-Host is kept', () => {
+    const head = requestHead(parsed('GET', [
+      'Host', 'api.example.com:8443', 'X-Forwarded-For', '198.51.100.1', 'x-forwarded-for', '198.51.100.2',
+      'X-Forwarded-Port', '443', 'X-Forwarded-Proto', 'https', 'X-Forwarded-Host', 'public.example.com',
+    ]), FWD);
+    const map = new Map(pairs(head));
+    expect(map.get('X-Forwarded-For')).toBe('198.51.100.1, 198.51.100.2, 203.0.113.9');
+    expect(map.get('X-Forwarded-Port')).toBe('443, 8443');
+    expect(map.get('X-Forwarded-Proto')).toBe('https, http');
+    expect(map.get('X-Forwarded-Host')).toBe('public.example.com');
+  });
+
+  test('X-Forwarded-Port comes from the Host header, 80 without one; an IPv6 Host without a port is not misread', () => {
+    const port = (host: string | null): string | undefined => {
+      const raw = host === null ? [] : ['Host', host];
+      return new Map(pairs(requestHead(parsed('GET', raw), FWD))).get('X-Forwarded-Port');
+    };
+    expect(port('a.example:3000')).toBe('3000');
+    expect(port('a.example')).toBe('80');
+    expect(port('[2001:db8::1]')).toBe('80');
+    expect(port('[2001:db8::1]:9000')).toBe('9000');
+    expect(port(null)).toBe('80');
+  });
+
+  test('a body-less request other than GET/HEAD says Content-Length: 0; one with a length or chunked body is left alone', () => {
+    const length = (method: string, raw: string[]): string | undefined => new Map(pairs(requestHead(parsed(method, raw), FWD))).get('Content-Length');
+    expect(length('POST', [])).toBe('0');
+    expect(length('DELETE', [])).toBe('0');
+    expect(length('GET', [])).toBeUndefined();
+    expect(length('HEAD', [])).toBeUndefined();
+    const withLength = requestHead(parsed('POST', ['content-length', '5']), FWD);
+    expect(pairs(withLength).filter(([n]) => n.toLowerCase() === 'content-length')).toEqual([['content-length', '5']]);
+    const chunked = requestHead(parsed('POST', ['Transfer-Encoding', 'chunked']), FWD);
+    expect(pairs(chunked).filter(([n]) => n.toLowerCase() === 'content-length')).toEqual([]);
+  });
+});
+
+describe('requestHasBody', () => {
+  test('a body is streamed for a positive Content-Length or any Transfer-Encoding', () => {
+    const has = (headers: IncomingHttpHeaders): boolean => requestHasBody({ headers });
+    expect(has({})).toBe(false);
+    expect(has({ 'content-length': '0' })).toBe(false);
+    expect(has({ 'content-length': '12' })).toBe(true);
+    expect(has({ 'transfer-encoding': 'chunked' })).toBe(true);
+  });
+});
+
+describe('responseHead', () => {
+  const upstream = (raw: string[], connection?: string) => ({ rawHeaders: raw, headers: connection === undefined ? {} : { connection } });
+
+  test('hop-by-hop and Connection-listed headers are dropped; repeats kept; ours appended', () => {
+    const head = responseHead(
+      upstream(['Set-Cookie', 'a=1', 'Connection', 'keep-alive, X-Hop', 'X-Hop', 's', 'Keep-Alive', 'timeout=5', 'Set-Cookie', 'b=2', 'Content-Length', '2'], 'keep-alive, X-Hop'),
+      { httpVersion: '1.1' }, true, [['X-RateLimit-Limit', '10']], false,
+    );
+    expect(pairs(head)).toEqual([['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2'], ['Content-Length', '2'], ['X-RateLimit-Limit', '10']]);
+  });
+
+  test('upstream rate-limit headers go unless passed through; Transfer-Encoding never reaches an HTTP/1.0 client', () => {
+    const raw = ['X-RateLimit-Limit', '999', 'Transfer-Encoding', 'chunked'];
+    expect(pairs(responseHead(upstream(raw), { httpVersion: '1.1' }, true, null, false))).toEqual([['Transfer-Encoding', 'chunked']]);
+    expect(pairs(responseHead(upstream(raw), { httpVersion: '1.1' }, false, null, false))).toEqual([['X-RateLimit-Limit', '999'], ['Transfer-Encoding', 'chunked']]);
+    expect(pairs(responseHead(upstream(raw), { httpVersion: '1.0' }, false, null, false))).toEqual([['X-RateLimit-Limit', '999']]);
+  });
+
+  test('while draining the client is told Connection: close', () => {
+    expect(pairs(responseHead(upstream([]), { httpVersion: '1.1' }, true, null, true))).toEqual([['Connection', 'close']]);
+  });
+});
