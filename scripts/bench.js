@@ -35,6 +35,8 @@
  *   --build             run `npm run build` before starting tollgate even if dist/main.js exists
  *   --out DIR           where latest.json / latest.md go (default bench-results/)
  *   --keep-tmp          keep the temp dir (configs, logs) for debugging
+ *   --render            no load: rewrite latest.md from latest.json in --out (after a change
+ *                       to the report's layout or to the targets table)
  *   --tollgate-env K=V  extra setting for the gateway, repeatable (e.g. WORKERS=2); the
  *                       gateway's settings are otherwise never inherited from the shell
  *
@@ -111,6 +113,7 @@ function parseArgs(argv) {
       case '--build': o.build = true; break;
       case '--out': o.out = path.resolve(need(i)); i++; break;
       case '--keep-tmp': o.keepTmp = true; break;
+      case '--render': o.render = true; break;
       case '--tollgate-env': {
         const m = /^([A-Z0-9_]+)=(.*)$/s.exec(need(i));
         if (!m) throw new Error('--tollgate-env: expected NAME=value');
@@ -938,6 +941,36 @@ function statusStr(st) {
   return Object.entries(st).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}:${v}`).join(' ');
 }
 
+/**
+ * Issue 6's targets, each checked against this run's rows (null where a row is missing).
+ * Peer margins are medians of per-round ratios (tollgate ÷ peer in the same round), like
+ * "× http-proxy".
+ */
+function targets(report) {
+  const row = (system, scenario) => report.results.find((r) => r.system === system && r.scenario === scenario && r.ok) || null;
+  const vsPeer = (t, peer) => {
+    if (!t || !peer || !t.ratioByRound || !peer.ratioByRound) return null;
+    return median(t.ratioByRound.map((x, i) => (x != null && peer.ratioByRound[i] != null && peer.ratioByRound[i] > 0 ? x / peer.ratioByRound[i] : null)));
+  };
+  const out = [];
+  const add = (target, value, met, digits = 2, unit = '') => out.push({ target, value: value == null ? null : round(value, digits), met: value == null ? null : met(value), unit });
+  for (const scenario of ['allowed-1key', 'allowed-1000keys']) {
+    const t = row('tollgate', scenario);
+    const bare = row(BASELINE, scenario);
+    add(`${scenario}: req/s ≥ 0.95× bare http-proxy`, t && t.ratioToHttpProxy, (v) => v >= 0.95);
+    add(`${scenario}: ≥ 1.1× rate-limiter-flexible`, vsPeer(t, row('rlflex', scenario)), (v) => v >= 1.1);
+    add(`${scenario}: ≥ 1.2× Fastify`, vsPeer(t, row('fastify', scenario)), (v) => v >= 1.2);
+    add(`${scenario}: CPU over bare http-proxy ≤ 5 µs per request`, t && bare ? t.cpuUsPerReq - bare.cpuUsPerReq : null, (v) => v <= 5, 1, ' µs');
+    add(`${scenario}: one Redis round trip per request (script calls per request)`, t && t.redisScriptCallsPerReq, (v) => Math.abs(v - 1) < 0.02);
+  }
+  const rejected = row('tollgate', 'rejected');
+  add('rejected: req/s ≥ 3× bare http-proxy', rejected && rejected.ratioToHttpProxy, (v) => v >= 3);
+  add('rejected: zero Redis commands per request', rejected && rejected.redisCmdsPerReq, (v) => v < 0.005, 3);
+  const lat = report.latency.find((r) => r.system === 'tollgate' && r.ok);
+  add('fixed rate: p99 added over bare http-proxy ≤ 0.5 ms', lat && lat.p99AddedMs, (v) => v <= 0.5, 2, ' ms');
+  return out;
+}
+
 function markdown(report) {
   const L = [];
   const m = report.machine;
@@ -975,6 +1008,16 @@ function markdown(report) {
       }
       const notes = [r.warning, errStr(r.errors), r.skipped ? `${r.skipped} sends skipped (backlog)` : null, r.otherLoadCores >= 0.3 ? `other load ${fmt(r.otherLoadCores, 2)} cores` : null].filter(Boolean).join('; ');
       L.push(`| ${r.system} | ${fmt(r.targetRate)} | ${fmt(r.reqPerSec)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.p99AddedMs == null ? '–' : (r.p99AddedMs >= 0 ? '+' : '') + r.p99AddedMs.toFixed(2)} | ${fmt(r.cpuUsPerReq, 1)} | ${statusStr(r.statuses)} | ${esc(notes)} |`);
+    }
+  }
+  if (report.targets && report.targets.length) {
+    L.push('');
+    L.push(`Targets (issue 6), from this run${c.quick ? ' (--quick: too short to mean anything)' : ''}:`);
+    L.push('');
+    L.push('| target | this run | met |');
+    L.push('| --- | ---: | :---: |');
+    for (const t of report.targets) {
+      L.push(`| ${t.target} | ${t.value == null ? '–' : `${t.value}${t.unit}`} | ${t.met == null ? '–' : t.met ? '✔' : '✘'} |`);
     }
   }
   const failed = Object.entries(report.systems).filter(([, v]) => v.status !== 'ok');
@@ -1015,6 +1058,16 @@ async function main() {
   } catch (e) {
     process.stderr.write(`bench: ${e.message} (see --help)\n`);
     process.exit(2);
+  }
+  if (opts.render) {
+    // Rewrites latest.md (and the targets in latest.json) from latest.json: no load is run.
+    const file = path.join(opts.out, 'latest.json');
+    const report = JSON.parse(fs.readFileSync(file, 'utf8'));
+    report.targets = targets(report);
+    fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+    fs.writeFileSync(path.join(opts.out, 'latest.md'), markdown(report));
+    process.stdout.write(markdown(report));
+    return null;
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
   const ctx = { opts, tmp, failed: {}, loadgen: null, wrk: null };
@@ -1130,6 +1183,7 @@ async function main() {
     latency,
     totalSeconds: round((Date.now() - started) / 1000, 1),
   };
+  report.targets = targets(report);
   const md = markdown(report);
   fs.mkdirSync(opts.out, { recursive: true });
   fs.writeFileSync(path.join(opts.out, 'latest.json'), JSON.stringify(report, null, 2) + '\n');

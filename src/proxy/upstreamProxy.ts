@@ -63,6 +63,15 @@ interface ServesClient {
 }
 type UpstreamRequest = http.ClientRequest & ServesClient & { res?: http.IncomingMessage | null };
 type UpstreamResponse = http.IncomingMessage & ServesClient;
+/** On a client response held back for 'drain': the upstream response to resume. */
+const UPSTREAM_RES = Symbol('tollgate.upstreamResponse');
+type ClientResponse = http.ServerResponse & { [UPSTREAM_RES]?: UpstreamResponse };
+
+function onClientDrain(this: ClientResponse): void {
+  const upstream = this[UPSTREAM_RES];
+  this[UPSTREAM_RES] = undefined;
+  upstream?.resume();
+}
 type ClientSocket = Socket & { [IN_FLIGHT]?: UpstreamRequest; [WATCHED]?: boolean };
 /** Node's own link from a socket to the request using it (internal, but stable for years). */
 type AgentSocket = Socket & { _httpMessage?: UpstreamRequest | null };
@@ -92,7 +101,9 @@ function onUpstreamSocketTimeout(this: AgentSocket): void {
  */
 function createAgent(secure: boolean, timeoutMs: number): http.Agent {
   // Without a keep-alive agent http-proxy sends "Connection: close" and opens a socket per request.
-  const options = { keepAlive: true, maxSockets: 1024, maxFreeSockets: 256, scheduling: 'lifo' as const, timeout: timeoutMs };
+  // Node's defaults otherwise (256 idle sockets kept, most recently used first): every
+  // option here is copied into each request's options by the agent.
+  const options = { keepAlive: true, maxSockets: 1024, timeout: timeoutMs };
   const agent = secure ? new https.Agent(options) : new http.Agent(options);
   type Create = (...args: unknown[]) => AgentSocket;
   const hooks = agent as unknown as { createConnection: Create; reuseSocket: (socket: Socket, req: http.ClientRequest) => void };
@@ -173,16 +184,33 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
     }
     upstream[CLIENT_REQ] = req;
     upstream[CLIENT_RES] = res;
+    // Forwarded by hand rather than with pipe(): pipe adds and later removes some ten
+    // listeners per response, which showed in the profile; these are two.
+    upstream.on('data', onUpstreamData);
     upstream.on('close', onUpstreamResponseClose);
-    upstream.pipe(res);
+  }
+
+  function onUpstreamData(this: UpstreamResponse, chunk: Buffer): void {
+    const res = this[CLIENT_RES];
+    if (res !== undefined && !res.write(chunk) && !res.destroyed) {
+      // The client reads slower than the upstream sends: wait for it, buffering nothing more.
+      this.pause();
+      (res as ClientResponse)[UPSTREAM_RES] = this;
+      res.once('drain', onClientDrain);
+    }
   }
 
   function onUpstreamResponseClose(this: UpstreamResponse): void {
     const req = this[CLIENT_REQ];
-    if (req === undefined) return;
+    const res = this[CLIENT_RES];
+    if (req === undefined || res === undefined) return;
     // Cut off mid-body (upstream reset, timeout): the client must not wait for the rest.
-    if (!this.complete) this[CLIENT_RES]?.destroy();
-    else opts.onResponseEnd(req);
+    if (!this.complete) {
+      res.destroy();
+      return;
+    }
+    res.end();
+    opts.onResponseEnd(req);
   }
 
   wsProxy.on('proxyReqWs', (proxyReq) => {
