@@ -2,7 +2,7 @@ import type { ErrorCode } from '../errors';
 
 /**
  * Upstream failure → client status (pure). A timeout is ours (we set it), so it is
- * known by flag rather than by the error, which http-proxy reports as a reset.
+ * known by flag rather than by the error, which Node reports as a reset.
  */
 export function upstreamErrorCode(err: NodeJS.ErrnoException, timedOut: boolean): ErrorCode {
   if (timedOut || err.code === 'ETIMEDOUT' || err.code === 'ESOCKETTIMEDOUT') return 'gateway_timeout';

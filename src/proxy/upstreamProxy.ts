@@ -100,7 +100,7 @@ function onUpstreamSocketTimeout(this: AgentSocket): void {
  * shorten idle sockets to it — as with a plain Node agent, which ignores it.)
  */
 function createAgent(secure: boolean, timeoutMs: number): http.Agent {
-  // Without a keep-alive agent http-proxy sends "Connection: close" and opens a socket per request.
+  // Keep-alive: without it every request would open (and close) its own upstream socket.
   // Node's defaults otherwise (256 idle sockets kept, most recently used first): every
   // option here is copied into each request's options by the agent.
   const options = { keepAlive: true, maxSockets: 1024, timeout: timeoutMs };
