@@ -61,6 +61,10 @@ interface ServesClient {
   [CLIENT_REQ]?: http.IncomingMessage;
   [CLIENT_RES]?: http.ServerResponse;
 }
+function serves(upstream: ServesClient, req: http.IncomingMessage, res: http.ServerResponse): void {
+  upstream[CLIENT_REQ] = req;
+  upstream[CLIENT_RES] = res;
+}
 type UpstreamRequest = http.ClientRequest & ServesClient & { res?: http.IncomingMessage | null };
 type UpstreamResponse = http.IncomingMessage & ServesClient;
 /** On a client response held back for 'drain': the upstream response to resume. */
@@ -182,8 +186,7 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
       fail('bad_gateway', req, res, err as Error);
       return;
     }
-    upstream[CLIENT_REQ] = req;
-    upstream[CLIENT_RES] = res;
+    serves(upstream, req, res);
     // Forwarded by hand rather than with pipe(): pipe adds and later removes some ten
     // listeners per response, which showed in the profile; these are two.
     upstream.on('data', onUpstreamData);
@@ -235,8 +238,7 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
         fail('bad_gateway', req, res, err as Error);
         return;
       }
-      upstream[CLIENT_REQ] = req;
-      upstream[CLIENT_RES] = res;
+      serves(upstream, req, res);
       upstream.on('error', onUpstreamError);
       upstream.on('response', onUpstreamResponse);
       // Cancel upstream when the client goes away: one listener per client connection, not per request.

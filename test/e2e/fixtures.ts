@@ -20,6 +20,19 @@ export const SHIPPED_TIERS = {
   },
 };
 
+/**
+ * The shipped free and pro limits over an hour's window, so nothing refills during a burst
+ * (SPEC §2's proviso): for tests that count exact totals on a real Redis.
+ */
+export const HOUR_TIERS = {
+  windowSeconds: 3600,
+  algorithm: 'sliding-window',
+  tiers: {
+    free: { limit: 10, burst: 20, degraded: 2 },
+    pro: { limit: 100, burst: 150 },
+  },
+};
+
 export interface CreatedKey {
   id: string;
   key: string;

@@ -6,7 +6,7 @@ import { burst, countStatuses, httpRequest } from '../support/http';
 import { freeClusterPort, freePort } from '../support/ports';
 import { runToExit, sleep, spawnTracked, waitFor, waitForAlive, type TrackedChild } from '../support/processes';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { createKey, EXACT, get, writeTiers } from './fixtures';
+import { createKey, EXACT, get, HOUR_TIERS, writeTiers } from './fixtures';
 
 /*
  * Redis over TLS (SPEC §1: REDIS_URL=rediss://…, REDIS_TLS for Cluster nodes), against real
@@ -14,16 +14,6 @@ import { createKey, EXACT, get, writeTiers } from './fixtures';
  * signed by a CA made here with openssl. The gateway trusts that CA only through
  * NODE_EXTRA_CA_CERTS; a gateway without it must refuse the server, not talk to it.
  */
-
-// An hour's window, so nothing refills during a burst (SPEC §2's proviso).
-const TIERS = {
-  windowSeconds: 3600,
-  algorithm: 'sliding-window',
-  tiers: {
-    free: { limit: 10, burst: 20, degraded: 2 },
-    pro: { limit: 100, burst: 150 },
-  },
-};
 
 const HOST = '127.0.0.1';
 const CLI_TIMEOUT_MS = 5000;
@@ -176,7 +166,7 @@ async function twentyOfTwentyFive(gw: GatewayProcess): Promise<string> {
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'tollgate-tls-'));
   certs = await makeCerts(dir);
-  tiersFile = writeTiers(TIERS, dir);
+  tiersFile = writeTiers(HOUR_TIERS, dir);
   upstream = await startUpstream();
 });
 

@@ -5,7 +5,7 @@ import { startRedis, type RedisServer } from '../support/redis';
 import { startRedisCluster, type RedisClusterHandle } from '../support/redisCluster';
 import { startRedisSentinel, type SentinelHandle } from '../support/redisSentinel';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { createKey, get, setHealth, writeTiers } from './fixtures';
+import { createKey, get, HOUR_TIERS, setHealth, writeTiers } from './fixtures';
 import { breakerState } from './probes';
 
 /*
@@ -16,15 +16,7 @@ import { breakerState } from './probes';
 
 // An hour's window: GCRA gives a token back every 24 s, so the burst ends before any refill
 // (SPEC §2's proviso). `pro` uses the sliding window, `pro-gcra` the token bucket.
-const TIERS = {
-  windowSeconds: 3600,
-  algorithm: 'sliding-window',
-  tiers: {
-    free: { limit: 10, burst: 20, degraded: 2 },
-    pro: { limit: 100, burst: 150 },
-    'pro-gcra': { limit: 100, burst: 150, algorithm: 'gcra' },
-  },
-};
+const TIERS = { ...HOUR_TIERS, tiers: { ...HOUR_TIERS.tiers, 'pro-gcra': { limit: 100, burst: 150, algorithm: 'gcra' } } };
 
 let upstream: Upstream;
 let tiersFile: string;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startGateway, type GatewayProcess } from '../support/gateway';
 import { httpRequest } from '../support/http';
+import { waitFor } from '../support/processes';
 import { startUpstream, type Upstream } from '../support/upstream';
 import { SHIPPED_TIERS, createKey, get } from './fixtures';
 
@@ -16,22 +17,30 @@ async function limitOf(gw: GatewayProcess, key: string): Promise<string | undefi
   return (await get(gw.url, key)).headers['x-ratelimit-limit'] as string | undefined;
 }
 
-async function eventually(ms: number, what: string, check: () => Promise<boolean>): Promise<void> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > ms) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-test('invalid file → 400 with every reason, old limits still enforced; valid file (free burst 5) enforced within 2 s without an admin call', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-reload-'));
+/** A gateway on a fresh tiers file (the shipped tiers) in its own directory, and a free key (limit 20). */
+async function startOnTiersFile(prefix: string): Promise<{ dir: string; file: string; gw: GatewayProcess; key: string }> {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
   const file = path.join(dir, 'tiers.json');
   writeFileSync(file, JSON.stringify(SHIPPED_TIERS));
   const gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, TIERS_FILE: file } });
   try {
     const { key } = await createKey(gw.adminUrl, 'free');
     expect(await limitOf(gw, key)).toBe('20');
+    return { dir, file, gw, key };
+  } catch (err) {
+    await gw.stop();
+    throw err;
+  }
+}
+
+/** Resolves once the key's limit header reads `limit`; fails after `ms`. */
+function limitBecomes(gw: GatewayProcess, key: string, limit: string, ms: number): Promise<boolean> {
+  return waitFor(`limit ${limit} in force`, async () => (await limitOf(gw, key)) === limit, ms);
+}
+
+test('invalid file → 400 with every reason, old limits still enforced; valid file (free burst 5) enforced within 2 s without an admin call', async () => {
+  const { file, gw, key } = await startOnTiersFile('tollgate-reload-');
+  try {
 
     writeFileSync(file, JSON.stringify({ windowSeconds: 60, algorithm: 'leaky', tiers: { free: { limit: 10, burst: 5, colour: 'red' }, pro: { limit: -1 } } }));
     const r = await httpRequest(`${gw.adminUrl}/admin/tiers/reload`, { method: 'POST' });
@@ -49,7 +58,7 @@ test('invalid file → 400 with every reason, old limits still enforced; valid f
     await gw.waitForOutput('"event":"tiers.rejected"');
 
     writeFileSync(file, JSON.stringify({ ...SHIPPED_TIERS, tiers: { ...SHIPPED_TIERS.tiers, free: { limit: 5, burst: 5, degraded: 1 } } }));
-    await eventually(2000, 'free burst 5 in force', async () => (await limitOf(gw, key)) === '5');
+    await limitBecomes(gw, key, '5', 2000);
     expect((await get(`${gw.adminUrl}/admin/tiers`)).json()).toMatchObject({ tiers: { free: { limit: 5, burst: 5, degraded: 1 } } });
     await gw.waitForOutput('"event":"tiers.reloaded"');
   } finally {
@@ -58,17 +67,12 @@ test('invalid file → 400 with every reason, old limits still enforced; valid f
 });
 
 test('an editor-style replace (write temp, rename over) in the watched directory is seen without any signal', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-rename-'));
-  const file = path.join(dir, 'tiers.json');
-  writeFileSync(file, JSON.stringify(SHIPPED_TIERS));
-  const gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, TIERS_FILE: file } });
+  const { dir, file, gw, key } = await startOnTiersFile('tollgate-rename-');
   try {
-    const { key } = await createKey(gw.adminUrl, 'free');
-    expect(await limitOf(gw, key)).toBe('20');
     const tmp = path.join(dir, 'tiers.json.tmp');
     writeFileSync(tmp, JSON.stringify({ ...SHIPPED_TIERS, tiers: { ...SHIPPED_TIERS.tiers, free: { limit: 6 } } }));
     renameSync(tmp, file);
-    await eventually(2000, 'renamed-over file seen', async () => (await limitOf(gw, key)) === '6');
+    await limitBecomes(gw, key, '6', 2000);
   } finally {
     await gw.stop();
   }
@@ -91,7 +95,7 @@ test('a Kubernetes ConfigMap symlink swap is seen; a file replaced behind the sy
     writeFileSync(path.join(v2, 'tiers.json'), JSON.stringify({ ...SHIPPED_TIERS, tiers: { ...SHIPPED_TIERS.tiers, free: { limit: 7 } } }));
     symlinkSync('..v2', path.join(dir, '..data_tmp'));
     renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
-    await eventually(2000, 'ConfigMap swap seen', async () => (await limitOf(gw, key)) === '7');
+    await limitBecomes(gw, key, '7', 2000);
 
     // Editor-style: a new file renamed over the path the symlink points through.
     const tmp = path.join(v2, 'tiers.json.tmp');
@@ -99,7 +103,7 @@ test('a Kubernetes ConfigMap symlink swap is seen; a file replaced behind the sy
     renameSync(tmp, path.join(v2, 'tiers.json'));
     // v2 is not the watched directory; SIGHUP is the operator's way to say "look again".
     process.kill(gw.pid, 'SIGHUP');
-    await eventually(2000, 'SIGHUP reload', async () => (await limitOf(gw, key)) === '8');
+    await limitBecomes(gw, key, '8', 2000);
   } finally {
     await gw.stop();
   }
