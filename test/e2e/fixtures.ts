@@ -25,12 +25,9 @@ export const SHIPPED_TIERS = {
  * (SPEC §2's proviso): for tests that count exact totals on a real Redis.
  */
 export const HOUR_TIERS = {
+  ...SHIPPED_TIERS,
   windowSeconds: 3600,
-  algorithm: 'sliding-window',
-  tiers: {
-    free: { limit: 10, burst: 20, degraded: 2 },
-    pro: { limit: 100, burst: 150 },
-  },
+  tiers: { free: SHIPPED_TIERS.tiers.free, pro: SHIPPED_TIERS.tiers.pro },
 };
 
 export interface CreatedKey {
