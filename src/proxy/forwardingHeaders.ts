@@ -12,15 +12,16 @@ const HOP_SET = new Set(HOP_BY_HOP);
 
 /**
  * Names dropped from a client's request on top of the hop-by-hop ones: Host (the upstream
- * gets its own), Expect (Node already answered the client's 100-continue), ours, and the
- * forwarding headers we rewrite.
+ * gets its own), Expect (Node already answered the client's 100-continue),
+ * Transfer-Encoding (Node has decoded the body; the upstream client frames it anew), ours,
+ * and the forwarding headers we rewrite.
  */
 const TIER_HEADER = 'x-tollgate-tier';
 const XFF = 'x-forwarded-for';
 const XF_PORT = 'x-forwarded-port';
 const XF_PROTO = 'x-forwarded-proto';
 const XF_HOST = 'x-forwarded-host';
-const REQUEST_ONLY = ['host', 'expect'];
+const REQUEST_ONLY = ['host', 'expect', 'transfer-encoding'];
 
 /** A first-letter and length prefilter for a set of lower-case names. */
 interface NameFilter {
@@ -71,7 +72,7 @@ function appendValue(existing: string | undefined, value: string): string {
 }
 
 /** The parts of a client request its upstream head is built from. */
-export type RequestHeadIn = Pick<http.IncomingMessage, 'rawHeaders' | 'headers' | 'method'>;
+export type RequestHeadIn = Pick<http.IncomingMessage, 'rawHeaders' | 'headers'>;
 
 /** What the upstream is told about the client's connection. */
 export interface ForwardedFor {
@@ -88,8 +89,8 @@ export interface ForwardedFor {
  * order, without hop-by-hop ones, those its Connection lists, Host, Expect, client-sent
  * rate-limit headers and X-Tollgate-Tier; then Host (the target's), X-Forwarded-For/-Port/
  * -Proto with this hop appended (", "-joined, as nginx does), X-Forwarded-Host (the
- * client's, else its Host) and X-Tollgate-Tier. A body-less request other than GET/HEAD
- * says Content-Length: 0, so that Node does not announce a chunked body for it.
+ * client's, else its Host) and X-Tollgate-Tier. A body's Content-Length stays; a chunked
+ * body is chunked anew by the upstream client, so Transfer-Encoding goes.
  */
 export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
   const raw = req.rawHeaders;
@@ -100,7 +101,6 @@ export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
   let xfPort: string | undefined;
   let xfProto: string | undefined;
   let xfHost: string | undefined;
-  let framed = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
@@ -127,13 +127,11 @@ export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
         xfHost ??= value;
         continue;
       }
-      if (lower === 'expect' || lower === TIER_HEADER || isRateLimitHeader(lower)) continue;
+      if (lower === 'expect' || lower === 'transfer-encoding' || lower === TIER_HEADER || isRateLimitHeader(lower)) continue;
       if (listed !== null && listed.includes(lower)) continue;
     }
-    if (!framed && isFramingHeader(name)) framed = true;
     out.push(name, value);
   }
-  if (!framed && req.method !== 'GET' && req.method !== 'HEAD') out.push('Content-Length', '0');
   const port = host === undefined ? null : /:(\d+)$/.exec(host);
   out.push(
     'Host', fwd.upstreamHost,
@@ -144,13 +142,6 @@ export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
     'X-Tollgate-Tier', fwd.tier,
   );
   return out;
-}
-
-/** Content-Length or Transfer-Encoding: the request says how long its body is. */
-function isFramingHeader(name: string): boolean {
-  if (name.length !== 14 && name.length !== 17) return false;
-  const lower = name.toLowerCase();
-  return lower === 'content-length' || lower === 'transfer-encoding';
 }
 
 /** Whether the request has a body to stream to the upstream. */
@@ -174,29 +165,40 @@ export function cleanUpgradeHeaders(req: http.IncomingMessage, tier: string): vo
   headers[TIER_HEADER] = tier;
 }
 
+/** A raw header name or value as the upstream client gives it: bytes, read as Node's parser reads them. */
+function text(raw: Buffer | string): string {
+  return typeof raw === 'string' ? raw : raw.toString('latin1');
+}
+
+/** The upstream response's Connection value, if it has one. */
+function connectionOf(raw: readonly (Buffer | string)[]): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 10 && text(raw[i]).toLowerCase() === 'connection') return text(raw[i + 1]).toLowerCase();
+  }
+  return undefined;
+}
+
 /**
- * The response head for the client as one flat [name, value, …] list: the upstream's
- * headers in their own case and order (repeats such as Set-Cookie kept), without
- * hop-by-hop ones, those named in its Connection, Transfer-Encoding for an HTTP/1.0
+ * The response head for the client as one flat [name, value, …] list, from the upstream's
+ * raw one: its headers in their own case and order (repeats such as Set-Cookie kept),
+ * without hop-by-hop ones, those named in its Connection, Transfer-Encoding for an HTTP/1.0
  * client, and (unless passed through) its rate-limit headers; then ours. Given to
  * writeHead as a list, Node writes it without building a header map per response.
  * Connection is left to Node (keep-alive or close as the client asked), except "close"
  * while draining, so that no client reuses a socket we are about to close.
  */
-export function responseHead(upstream: Pick<http.IncomingMessage, 'rawHeaders' | 'headers'>, req: Pick<http.IncomingMessage, 'httpVersion'>, stripRateLimit: boolean, ours: HeaderList | null | undefined, draining: boolean): string[] {
-  const raw = upstream.rawHeaders;
-  const listed = connectionListed(upstream.headers.connection);
-  const http10 = req.httpVersion === '1.0';
+export function responseHead(raw: readonly (Buffer | string)[], http10: boolean, stripRateLimit: boolean, ours: HeaderList | null | undefined, draining: boolean): string[] {
+  const listed = connectionListed(connectionOf(raw));
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i];
+    const name = text(raw[i]);
     if (listed !== null || http10 || mayMatch(name, RESPONSE_FILTER, stripRateLimit)) {
       const lower = name.toLowerCase();
       if (HOP_SET.has(lower) || (stripRateLimit && isRateLimitHeader(lower))) continue;
       if (listed !== null && listed.includes(lower)) continue;
       if (http10 && lower === 'transfer-encoding') continue;
     }
-    out.push(name, raw[i + 1]);
+    out.push(name, text(raw[i + 1]));
   }
   if (ours) for (const [k, v] of ours) out.push(k, v);
   if (draining) out.push('Connection', 'close');

@@ -1,10 +1,13 @@
 import type { ErrorCode } from '../errors';
 
 /**
- * Upstream failure → client status (pure). A timeout is ours (we set it), so it is
- * known by flag rather than by the error, which Node reports as a reset.
+ * Error codes that mean the upstream did not answer in time: undici's own timeouts (no
+ * response head, a silent body, no connection) and ETIMEDOUT (ours on a WebSocket's
+ * upstream request, or the kernel's on a connect).
  */
-export function upstreamErrorCode(err: NodeJS.ErrnoException, timedOut: boolean): ErrorCode {
-  if (timedOut || err.code === 'ETIMEDOUT' || err.code === 'ESOCKETTIMEDOUT') return 'gateway_timeout';
-  return 'bad_gateway';
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+/** Upstream failure → client status (pure): a timeout is a 504, anything else a 502. */
+export function upstreamErrorCode(err: NodeJS.ErrnoException): ErrorCode {
+  return err.code !== undefined && TIMEOUT_CODES.has(err.code) ? 'gateway_timeout' : 'bad_gateway';
 }

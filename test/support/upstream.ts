@@ -136,6 +136,10 @@ export async function startUpstream(): Promise<Upstream> {
           res.end('chunk-two');
           return;
         }
+        case '/early-hints':
+          // An interim 103 before the final head: the client must get the final one.
+          res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' }, () => sendJson(res, record));
+          return;
         case '/big':
           streamBytes(res, intParam(url, 'bytes'));
           return;
