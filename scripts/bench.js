@@ -20,7 +20,9 @@
  *   --connections N     concurrent connections (default 50)
  *   --threads N         wrk threads (default 1: on 2 cores the client should stay light)
  *   --loadgen wrk|autocannon   closed-loop load tool (default wrk if installed)
- *   --systems a,b       subset of: direct,http-proxy,rlflex,fastify,tollgate
+ *   --systems a,b       subset of: direct,http-proxy,rlflex,fastify,tollgate (the default),
+ *                       forward-node,forward-undici (references, opt-in only: the least a
+ *                       forwarder does, on node:http and on undici; no auth, no limiting)
  *   --scenarios a,b     subset of: allowed-1key,allowed-1000keys,rejected,latency
  *   --latency-factor F  fixed rate of the latency scenario as a fraction of bare
  *                       http-proxy's max req/s in allowed-1key (its median over the
@@ -55,7 +57,8 @@ const { spawn, execFileSync } = require('child_process');
 
 const ROOT = path.resolve(__dirname, '..');
 const BENCH_DIR = path.join(__dirname, 'bench');
-const ALL_SYSTEMS = ['direct', 'http-proxy', 'rlflex', 'fastify', 'tollgate'];
+const DEFAULT_SYSTEMS = ['direct', 'http-proxy', 'rlflex', 'fastify', 'tollgate'];
+const ALL_SYSTEMS = DEFAULT_SYSTEMS.concat('forward-node', 'forward-undici');
 const LOAD_SCENARIOS = ['allowed-1key', 'allowed-1000keys', 'rejected'];
 const LATENCY_SYSTEMS = ['http-proxy', 'tollgate'];
 const ROTATING_KEYS = 1000;
@@ -73,7 +76,7 @@ const SCRIPT_CMDS = ['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall
 function parseArgs(argv) {
   const o = {
     quick: false, duration: null, warmup: null, rounds: null, connections: 50, threads: 1, loadgen: null,
-    systems: ALL_SYSTEMS.slice(), scenarios: LOAD_SCENARIOS.concat('latency'),
+    systems: DEFAULT_SYSTEMS.slice(), scenarios: LOAD_SCENARIOS.concat('latency'),
     latencyFactor: 0.6, latencyRate: null, latencyRounds: null, latencyDuration: null, nodeUpstream: false, build: false,
     out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {},
   };
@@ -512,7 +515,10 @@ async function startSystem(name, ctx) {
     c = startChild('tollgate', process.execPath, [path.join(ROOT, 'dist', 'main.js')], { env });
     ready = () => waitHttp(adminPort, '/readyz', c, 30000, undefined, 200);
   } else {
-    const file = { 'http-proxy': 'http-proxy-server.js', rlflex: 'rlflex-server.js', fastify: 'fastify-server.js' }[name];
+    const file = {
+      'http-proxy': 'http-proxy-server.js', rlflex: 'rlflex-server.js', fastify: 'fastify-server.js',
+      'forward-node': 'forward-node-server.js', 'forward-undici': 'forward-undici-server.js',
+    }[name];
     c = startChild(name, process.execPath, [path.join(BENCH_DIR, file)], { env: common, readyLine: /\bready\b/ });
     ready = async () => (await Promise.race([c.ready, sleep(20000).then(() => false)])) && waitHttp(port, '/', c, 5000);
   }
