@@ -6,6 +6,7 @@ const tseslint = require('typescript-eslint');
 const owned = (name, owner) => ({ name, allowTypeImports: true, message: `only ${owner} imports ${name}` });
 const everywhere = [
   owned('http-proxy', 'src/proxy/upstreamProxy.ts'),
+  owned('undici', 'src/proxy/upstreamProxy.ts'),
   owned('opossum', 'src/limit/storeBreaker.ts'),
   owned('prom-client', 'src/observability/metrics.ts'),
   owned('pino', 'src/observability/logger.ts'),
@@ -15,7 +16,7 @@ const everywhere = [
 const restrict = (paths, patterns = []) => ({
   '@typescript-eslint/no-restricted-imports': ['error', { paths, patterns }],
 });
-const except = (name) => everywhere.filter((p) => p.name !== name);
+const except = (...names) => everywhere.filter((p) => !names.includes(p.name));
 
 module.exports = tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench-results/', 'scripts/', '*.js'] },
@@ -30,7 +31,7 @@ module.exports = tseslint.config(
     },
   },
   { files: ['src/**/*.ts'], rules: restrict(everywhere) },
-  { files: ['src/proxy/upstreamProxy.ts'], rules: restrict(except('http-proxy')) },
+  { files: ['src/proxy/upstreamProxy.ts'], rules: restrict(except('http-proxy', 'undici')) },
   { files: ['src/limit/storeBreaker.ts'], rules: restrict(except('opossum')) },
   { files: ['src/observability/metrics.ts'], rules: restrict(except('prom-client')) },
   { files: ['src/observability/logger.ts'], rules: restrict(except('pino')) },
