@@ -116,6 +116,15 @@ test('the upstream gets its own Host, X-Forwarded-Port from the client\'s Host, 
   expect(seen.connection).toBe('keep-alive');
 });
 
+test('upstream connections are kept alive and reused: 200 requests, 10 at a time, open at most 10', async () => {
+  const before = upstream.connections();
+  for (let round = 0; round < 20; round += 1) {
+    const statuses = await Promise.all(Array.from({ length: 10 }, () => get(`${gw.url}/keep-alive`, PRO).then((r) => r.status)));
+    expect(statuses).toEqual(Array(10).fill(200));
+  }
+  expect(upstream.connections() - before).toBeLessThanOrEqual(10);
+});
+
 test('a body-less POST reaches the upstream with Content-Length: 0, a GET and a DELETE with no body framing at all', async () => {
   const post = await rawExchange(`POST /empty HTTP/1.1\r\nHost: x\r\nx-api-key: ${PRO}\r\nConnection: close\r\n\r\n`, complete);
   const postSeen = echoOf(post);

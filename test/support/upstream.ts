@@ -16,6 +16,8 @@ export interface Upstream {
   port: number;
   /** Every request in the order its body finished (upgrades and /reset on arrival). */
   received: ReceivedRequest[];
+  /** TCP connections accepted so far. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -173,6 +175,9 @@ export async function startUpstream(): Promise<Upstream> {
     wss.handleUpgrade(req, socket, head, (client) => wss.emit('connection', client, req));
   });
 
+  let accepted = 0;
+  server.on('connection', () => { accepted += 1; });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port: 0, host: '127.0.0.1' }, () => {
@@ -186,6 +191,7 @@ export async function startUpstream(): Promise<Upstream> {
     url: `http://127.0.0.1:${port}`,
     port,
     received,
+    connections: () => accepted,
     async close() {
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
