@@ -141,7 +141,9 @@ class Forwarding implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
-    if (this.gone) {
+    // Also when undici saw the client's upload end early before our close listener ran:
+    // a client that left is not an upstream failure.
+    if (this.gone || this.client.destroyed) {
       this.done = true;
       return;
     }

@@ -323,23 +323,34 @@ test('upstream resets and timeouts leak no sockets', async () => {
   expect((await get(`${gw.url}/fine`, PRO)).status).toBe(200);
 });
 
-test('a client that disconnects cancels the upstream request', async () => {
-  let upstreamClosed = false;
-  let arrived = false;
+test('a client that disconnects, waiting or mid-upload, cancels the upstream request and is not counted as an upstream error', async () => {
+  let closed = 0;
+  let arrived = 0;
   const hang = http.createServer((req, res) => {
-    arrived = true;
-    res.on('close', () => { upstreamClosed = true; });
+    arrived += 1;
+    res.on('close', () => { closed += 1; });
     req.resume();
   });
   await new Promise<void>((r) => hang.listen(0, '127.0.0.1', r));
   const port = (hang.address() as AddressInfo).port;
   const g = await startGateway({ env: { UPSTREAM_URL: `http://127.0.0.1:${port}` } });
   try {
-    const req = http.get(`${g.url}/wait`, { headers: { 'x-api-key': PRO }, agent: false });
-    req.on('error', () => undefined);
-    await waitFor('the request to reach the upstream', async () => arrived, 5000);
-    req.destroy();
-    await waitFor('the upstream request to be cancelled', async () => upstreamClosed, 5000);
+    // Waiting for the response head.
+    const waiting = http.get(`${g.url}/wait`, { headers: { 'x-api-key': PRO }, agent: false });
+    waiting.on('error', () => undefined);
+    await waitFor('the request to reach the upstream', async () => arrived === 1, 5000);
+    waiting.destroy();
+    await waitFor('the upstream request to be cancelled', async () => closed === 1, 5000);
+    // In the middle of its upload: 1 MB announced, 64 kB sent.
+    const uploading = http.request(`${g.url}/upload`, { method: 'POST', headers: { 'x-api-key': PRO, 'content-length': String(1024 * 1024) }, agent: false });
+    uploading.on('error', () => undefined);
+    uploading.write(Buffer.alloc(64 * 1024, 1));
+    await waitFor('the upload to reach the upstream', async () => arrived === 2, 5000);
+    uploading.destroy();
+    await waitFor('the upstream upload to be cancelled', async () => closed === 2, 5000);
+    const metrics = (await get(`${g.adminUrl}/metrics`)).body;
+    expect(metrics).not.toMatch(/outcome="upstream_error"\} [1-9]/);
+    expect((await get(`${g.adminUrl}/livez`)).status).toBe(200);
   } finally {
     await g.stop();
     hang.closeAllConnections();
