@@ -13,7 +13,7 @@
 // (or JSON with --json). Stops after --duration seconds, or on Ctrl-C.
 
 const autocannon = require('autocannon');
-const { parseArgs } = require('node:util');
+const { UsageError, parseFlags, positiveInteger, optionsOrExit } = require('./cli');
 
 const DEFAULT_KEYS = 'free:demo_free_key_123,pro:demo_pro_key_789,enterprise:demo_enterprise_key_456';
 
@@ -23,8 +23,6 @@ const USAGE = `Usage: loadtest [--url http://127.0.0.1:8080] [--duration 10] [--
   --keys     API keys with their tier (default ${DEFAULT_KEYS})
   --header   the header the gateway reads keys from (API_KEY_HEADER, default x-api-key)
   --json     print the per-tier summary as JSON instead of a table`;
-
-class UsageError extends Error {}
 
 /**
  * Latency histogram with ~1% relative error and fixed memory, whatever the run's length:
@@ -66,34 +64,19 @@ function parseKeys(text) {
   });
 }
 
-function positiveInteger(text, flag) {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got ${JSON.stringify(text)}`);
-  return n;
-}
-
 function parseOptions(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        url: { type: 'string', default: 'http://127.0.0.1:8080' },
-        duration: { type: 'string', default: '10' },
-        connections: { type: 'string', default: '50' },
-        keys: { type: 'string', default: DEFAULT_KEYS },
-        path: { type: 'string', default: '/' },
-        method: { type: 'string', default: 'GET' },
-        header: { type: 'string', default: 'x-api-key' },
-        json: { type: 'boolean', default: false },
-        'no-progress': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UsageError(err.message);
-  }
+  const values = parseFlags(argv, {
+    url: { type: 'string', default: 'http://127.0.0.1:8080' },
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '50' },
+    keys: { type: 'string', default: DEFAULT_KEYS },
+    path: { type: 'string', default: '/' },
+    method: { type: 'string', default: 'GET' },
+    header: { type: 'string', default: 'x-api-key' },
+    json: { type: 'boolean', default: false },
+    'no-progress': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) return { help: true };
   let url;
   try {
@@ -197,17 +180,8 @@ function renderTable(summary) {
 }
 
 async function main() {
-  let options;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`loadtest: ${err.message}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
-  if (options.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+  const options = optionsOrExit('loadtest', USAGE, () => parseOptions(process.argv.slice(2)));
+  if (options === null) return;
   const tiers = [...new Set(options.keys.map((k) => k.tier))].join(', ');
   if (options.connections < options.keys.length) {
     const idle = options.keys.slice(options.connections).map((k) => k.tier).join(', ');

@@ -16,7 +16,7 @@
 // created before the failure are still printed), 2 for bad arguments.
 
 const { readFileSync } = require('node:fs');
-const { parseArgs } = require('node:util');
+const { UsageError, parseFlags, optionsOrExit } = require('./cli');
 
 const USAGE = `Usage:
   seed-keys --admin URL [--token T] --count N --tier TIER [--name PREFIX]
@@ -31,8 +31,6 @@ Prints id,key,tier,name as CSV on stdout.`;
 const TIER_NAME = /^[a-z0-9_-]{1,32}$/;
 const API_KEY = /^[A-Za-z0-9_-]{8,128}$/;
 const REQUEST_TIMEOUT_MS = 10_000;
-
-class UsageError extends Error {}
 
 /** Minimal RFC 4180 reader: commas, double quotes, "" escapes, CRLF or LF. */
 function parseCsv(text) {
@@ -102,25 +100,15 @@ function requestsFromCsv(text, file) {
 }
 
 function parseOptions(argv, env) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        admin: { type: 'string' },
-        token: { type: 'string' },
-        count: { type: 'string' },
-        tier: { type: 'string' },
-        name: { type: 'string' },
-        csv: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError(err.message);
-  }
+  const values = parseFlags(argv, {
+    admin: { type: 'string' },
+    token: { type: 'string' },
+    count: { type: 'string' },
+    tier: { type: 'string' },
+    name: { type: 'string' },
+    csv: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) return { help: true };
 
   const admin = values.admin || env.TOLLGATE_ADMIN_URL || 'http://127.0.0.1:9090';
@@ -219,17 +207,8 @@ async function seedKeys({ adminUrl, token, requests }, out = process.stdout) {
 }
 
 async function main() {
-  let options;
-  try {
-    options = parseOptions(process.argv.slice(2), process.env);
-  } catch (err) {
-    process.stderr.write(`seed-keys: ${err.message}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
-  if (options.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
+  const options = optionsOrExit('seed-keys', USAGE, () => parseOptions(process.argv.slice(2), process.env));
+  if (options === null) return;
   try {
     const created = await seedKeys(options);
     process.stderr.write(`seed-keys: created ${created} key(s) on ${options.adminUrl.origin}\n`);

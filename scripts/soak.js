@@ -20,7 +20,7 @@ const http = require('node:http');
 const net = require('node:net');
 const { tmpdir } = require('node:os');
 const { join, resolve } = require('node:path');
-const { parseArgs } = require('node:util');
+const { parseFlags, positiveInteger, optionsOrExit } = require('./cli');
 const autocannon = require('autocannon');
 const { startEchoUpstream } = require('./echo-upstream');
 
@@ -36,32 +36,15 @@ const USAGE = `Usage: soak [--requests 1000000] [--keys 1000] [--connections 50]
   --every N        print the gateway's RSS after every N requests
   --tier T         the keys' tier (shipped tiers: free, pro, enterprise)`;
 
-class UsageError extends Error {}
-
-function positiveInteger(text, flag) {
-  const n = Number(String(text).replace(/_/g, ''));
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got ${JSON.stringify(text)}`);
-  return n;
-}
-
 function parseOptions(argv) {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        requests: { type: 'string', default: '1000000' },
-        keys: { type: 'string', default: '1000' },
-        connections: { type: 'string', default: '50' },
-        every: { type: 'string', default: '100000' },
-        tier: { type: 'string', default: 'enterprise' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (err) {
-    throw new UsageError(err.message);
-  }
+  const values = parseFlags(argv, {
+    requests: { type: 'string', default: '1000000' },
+    keys: { type: 'string', default: '1000' },
+    connections: { type: 'string', default: '50' },
+    every: { type: 'string', default: '100000' },
+    tier: { type: 'string', default: 'enterprise' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) return { help: true };
   return {
     requests: positiveInteger(values.requests, '--requests'),
@@ -201,17 +184,8 @@ function runChunk(url, amount, connections, keys, state, statuses) {
 }
 
 async function main() {
-  let options;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`soak: ${err.message}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
-  if (options.help) {
-    log(USAGE);
-    return;
-  }
+  const options = optionsOrExit('soak', USAGE, () => parseOptions(process.argv.slice(2)));
+  if (options === null) return;
   if (!require('node:fs').existsSync(GATEWAY_MAIN)) {
     process.stderr.write(`soak: ${GATEWAY_MAIN} does not exist; run \`npm run build\` first\n`);
     process.exit(1);
