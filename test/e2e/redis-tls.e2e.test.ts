@@ -1,10 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startGateway, type GatewayProcess } from '../support/gateway';
 import { burst, countStatuses, httpRequest } from '../support/http';
 import { freeClusterPort, freePort } from '../support/ports';
 import { runToExit, sleep, spawnTracked, waitFor, waitForAlive, type TrackedChild } from '../support/processes';
+import { makeCerts, type Certs } from '../support/certs';
 import { startUpstream, type Upstream } from '../support/upstream';
 import { createKey, EXACT, get, HOUR_TIERS, writeTiers } from './fixtures';
 
@@ -23,12 +24,6 @@ const CLUSTER_CREATE_TIMEOUT_MS = 30000;
 const CLUSTER_OK_TIMEOUT_MS = 20000;
 const PASSWORD = 'tls s3cret/pass';
 
-interface Certs {
-  ca: string;
-  cert: string;
-  key: string;
-}
-
 let dir: string;
 let certs: Certs;
 let upstream: Upstream;
@@ -41,25 +36,6 @@ async function run(name: string, command: string, args: string[], timeoutMs = CL
   const result = await runToExit(name, command, args, { timeoutMs });
   if (result.code !== 0) throw new Error(`${name} exited with code ${String(result.code)}:\n${result.stdout}${result.stderr}`);
   return result.stdout;
-}
-
-/** A CA, and a server certificate it signed for IP:127.0.0.1 and DNS:localhost (also usable as a client certificate between cluster nodes). */
-async function makeCerts(into: string): Promise<Certs> {
-  const file = (name: string) => path.join(into, name);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await run('openssl CA', 'openssl', ['req', '-x509', '-new', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '2', '-subj', '/CN=tollgate test CA']);
-  await run('openssl CSR', 'openssl', ['req', '-new', ...ec, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1']);
-  writeFileSync(file('server.ext'), [
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    'basicConstraints=CA:FALSE',
-    'keyUsage=digitalSignature,keyEncipherment',
-    'extendedKeyUsage=serverAuth,clientAuth',
-    '',
-  ].join('\n'));
-  await run('openssl sign', 'openssl', ['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial', '-out', file('server.pem'), '-days', '2', '-extfile', file('server.ext')]);
-  const verified = await run('openssl verify', 'openssl', ['verify', '-CAfile', file('ca.pem'), file('server.pem')]);
-  if (!verified.includes('OK')) throw new Error(`server certificate does not verify against the CA: ${verified}`);
-  return { ca: file('ca.pem'), cert: file('server.pem'), key: file('server.key') };
 }
 
 /** redis-cli over TLS, trusting our CA; stdout. Bounded: redis-cli --tls hangs on a plain-TCP port. */
