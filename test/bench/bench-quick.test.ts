@@ -45,9 +45,9 @@ interface Report {
   machine: { cpuModel: string; cpuCount: number; node: string; date: string };
 }
 
-function runBench(outDir: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
+function runBench(outDir: string, extraArgs: string[] = []): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench.js'), '--quick', '--out', outDir], {
+    const child = spawn(process.execPath, [path.join(ROOT, 'scripts', 'bench.js'), '--quick', '--out', outDir, ...extraArgs], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -133,5 +133,31 @@ describe('scripts/bench.js --quick', () => {
       expect(report!.results.find((r) => r.system === 'http-proxy' && r.scenario === scenario)!.ratioToHttpProxy).toBe(1);
     }
     expect(fs.readFileSync(path.join(outDir, 'latest.md'), 'utf8')).toMatch(/each load row is 1 run/);
+  });
+});
+
+describe('scripts/bench.js --quick with the opt-in reference forwarders', () => {
+  const FORWARDERS = ['forward-node', 'forward-undici'];
+  let outDir: string;
+  let run: { code: number | null; signal: NodeJS.Signals | null; output: string };
+  let report: Report | undefined;
+
+  beforeAll(async () => {
+    outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-test-'));
+    run = await runBench(outDir, ['--systems', ['http-proxy', ...FORWARDERS].join(','), '--scenarios', 'allowed-1key']);
+    const file = path.join(outDir, 'latest.json');
+    if (fs.existsSync(file)) report = JSON.parse(fs.readFileSync(file, 'utf8')) as Report;
+  }, RUN_TIMEOUT_MS + 15_000);
+
+  afterAll(() => {
+    if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it.each(FORWARDERS)('%s forwards every request with a 200', (system) => {
+    if (run.code !== 0) throw new Error(`bench exited ${run.code ?? run.signal}:\n${run.output.slice(-4000)}`);
+    const row = report!.results.find((r) => r.system === system && r.scenario === 'allowed-1key') as Row & { statuses?: Record<string, number> };
+    expect({ ok: row.ok, error: row.error }).toEqual({ ok: true, error: undefined });
+    expect(row.reqPerSec).toBeGreaterThan(0);
+    expect(Object.keys(row.statuses ?? {})).toEqual(['200']);
   });
 });
