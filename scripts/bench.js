@@ -4,8 +4,8 @@
  * tollgate side-by-side benchmark (issue 6).
  *
  *   npm run bench                       full run: 3 alternating rounds of every system per load
- *                                       scenario (1 s warm-up + 3 s each), then the latency
- *                                       rounds; ~4 min on 2 cores
+ *                                       scenario (2 s warm-up + 3 s each), then the latency
+ *                                       rounds; ~4½ min on 2 cores
  *   node scripts/bench.js --quick       1 round of 1 s runs, no warm-up, for CI (~25 s)
  *
  * Options:
@@ -131,7 +131,7 @@ function parseArgs(argv) {
       default: throw new Error(`unknown argument ${a}`);
     }
   }
-  // 3 rounds × 15 load runs of ~4.5 s (1 + 3 s plus start/stop) + 6 latency runs: ~4 min
+  // 3 rounds × 15 load runs of ~5.5 s (2 + 3 s plus start/stop) + 6 latency runs: ~4½ min
   if (o.duration === null) o.duration = o.quick ? 1 : 3;
   if (o.warmup === null) o.warmup = o.quick ? 0 : 2;
   if (o.rounds === null) o.rounds = o.quick ? 1 : 3;

@@ -170,12 +170,13 @@ function text(raw: Buffer | string): string {
   return typeof raw === 'string' ? raw : raw.toString('latin1');
 }
 
-/** The upstream response's Connection value, if it has one. */
-function connectionOf(raw: readonly (Buffer | string)[]): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i].length === 10 && text(raw[i]).toLowerCase() === 'connection') return text(raw[i + 1]).toLowerCase();
+/** The list without the headers `names` (lower case) name. */
+function withoutNames(list: readonly string[], names: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) {
+    if (!names.includes(list[i].toLowerCase())) out.push(list[i], list[i + 1]);
   }
-  return undefined;
+  return out;
 }
 
 /**
@@ -188,18 +189,21 @@ function connectionOf(raw: readonly (Buffer | string)[]): string | undefined {
  * while draining, so that no client reuses a socket we are about to close.
  */
 export function responseHead(raw: readonly (Buffer | string)[], http10: boolean, stripRateLimit: boolean, ours: HeaderList | null | undefined, draining: boolean): string[] {
-  const listed = connectionListed(connectionOf(raw));
-  const out: string[] = [];
+  let out: string[] = [];
+  let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = text(raw[i]);
-    if (listed !== null || http10 || mayMatch(name, RESPONSE_FILTER, stripRateLimit)) {
+    if (http10 || mayMatch(name, RESPONSE_FILTER, stripRateLimit)) {
       const lower = name.toLowerCase();
+      if (lower === 'connection') connection = appendValue(connection, text(raw[i + 1]));
       if (HOP_SET.has(lower) || (stripRateLimit && isRateLimitHeader(lower))) continue;
-      if (listed !== null && listed.includes(lower)) continue;
       if (http10 && lower === 'transfer-encoding') continue;
     }
     out.push(name, text(raw[i + 1]));
   }
+  // Names a Connection header lists are rare: only then is the list walked again.
+  const listed = connectionListed(connection);
+  if (listed !== null) out = withoutNames(out, listed);
   if (ours) for (const [k, v] of ours) out.push(k, v);
   if (draining) out.push('Connection', 'close');
   return out;

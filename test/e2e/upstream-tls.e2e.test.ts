@@ -58,7 +58,7 @@ test('trusted upstream certificate: requests go through over TLS, on kept-alive 
   }
 });
 
-test('untrusted upstream certificate: 502 bad_gateway, nothing sent in the clear, the gateway stays up', async () => {
+test('untrusted upstream certificate: 502 bad_gateway JSON, and the gateway stays up', async () => {
   const gw = await startGateway({ env: { UPSTREAM_URL: `https://127.0.0.1:${port}` } });
   try {
     const r = await get(`${gw.url}/items`, PRO);

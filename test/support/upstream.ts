@@ -65,6 +65,7 @@ function streamBytes(res: http.ServerResponse, bytes: number): void {
  * - /hang: reads the body, never answers
  * - /reset: destroys the socket without a response
  * - /upstream-ratelimit: the echo with upstream X-RateLimit-*, RateLimit and RateLimit-Policy headers
+ * - /early-hints: an interim 103 Early Hints, then the default echo
  * - /big?bytes=N: N bytes of 'a'
  * - /cut?bytes=N: announces N bytes of 'a', sends half, then destroys the socket
  * - any WebSocket upgrade: echoes each message back

@@ -104,6 +104,11 @@ describe('responseHead', () => {
     expect(pairs(head)).toEqual([['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2'], ['Content-Length', '2'], ['X-RateLimit-Limit', '10']]);
   });
 
+  test('a header named by Connection is dropped wherever it stands, also before Connection or across two Connection lines', () => {
+    const head = responseHead(upstream(['X-Early', 'e', 'Connection', 'X-Early', 'X-Late', 'l', 'connection', 'x-late', 'Date', 'd']), false, true, null, false);
+    expect(pairs(head)).toEqual([['Date', 'd']]);
+  });
+
   test('upstream rate-limit headers go unless passed through; Transfer-Encoding never reaches an HTTP/1.0 client', () => {
     const raw = ['X-RateLimit-Limit', '999', 'Transfer-Encoding', 'chunked'];
     expect(pairs(responseHead(upstream(raw), false, true, null, false))).toEqual([['Transfer-Encoding', 'chunked']]);
