@@ -8,6 +8,10 @@ import { addFormats, envNameOf, schema, type LOG_LEVELS } from './schema';
 export type StoreKind = 'memory' | 'redis';
 export type FailureMode = 'local' | 'open' | 'closed';
 export type HeaderMode = 'gateway' | 'upstream' | 'none';
+export type HealthMode = 'manual' | 'auto' | 'shadow';
+export type LimitMode = 'enforce' | 'shadow';
+/** `off`, `auto`, or a fixed number of slots. */
+export type ConcurrencyLimit = 'off' | 'auto' | number;
 
 export interface Config {
   readonly port: number;
@@ -39,6 +43,17 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly workers: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly healthMode: HealthMode;
+  readonly concurrencyLimit: ConcurrencyLimit;
+  readonly routesFile: string;
+  readonly limitMode: LimitMode;
+  readonly forwardApiKey: boolean;
+  readonly accessLog: boolean;
+  readonly accessLogSample: number;
+  readonly tlsCertFile: string | null;
+  readonly tlsKeyFile: string | null;
+  readonly tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly http2: boolean;
 }
 
 export interface ConfigSources {
@@ -175,6 +190,9 @@ function finish(raw: Record<string, unknown>): Config {
   if (workers > 1 && store === 'memory') {
     throw invalid(`invalid setting WORKERS: more than 1 needs the redis store (the memory store is per process, so limits would multiply); got ${JSON.stringify(workersRaw)}`);
   }
+  if ((get<string | null>('tlsCertFile') === null) !== (get<string | null>('tlsKeyFile') === null)) {
+    throw invalid(`invalid setting ${get('tlsCertFile') === null ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}: required with ${get('tlsCertFile') === null ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'} (both or neither); got nothing`);
+  }
   const config: Config = {
     port: get('port'),
     host: get('host'),
@@ -205,6 +223,17 @@ function finish(raw: Record<string, unknown>): Config {
     shutdownTimeoutMs: get('shutdownTimeoutMs'),
     workers,
     logLevel: get('logLevel'),
+    healthMode: get('healthMode'),
+    concurrencyLimit: get('concurrencyLimit'),
+    routesFile: get('routesFile'),
+    limitMode: get('limitMode'),
+    forwardApiKey: get('forwardApiKey'),
+    accessLog: get('accessLog'),
+    accessLogSample: get('accessLogSample'),
+    tlsCertFile: get('tlsCertFile'),
+    tlsKeyFile: get('tlsKeyFile'),
+    tlsMinVersion: get('tlsMinVersion'),
+    http2: get('http2'),
   };
   return Object.freeze(config);
 }

@@ -80,6 +80,19 @@ export function addFormats(): void {
       },
       coerce: toInt,
     },
+    concurrencyLimit: {
+      validate(v: unknown) {
+        if (v === 'off' || v === 'auto') return;
+        if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 1_000_000) throw new Error('must be "off", "auto" or a whole number 1-1000000');
+      },
+      coerce: toInt,
+    },
+    fraction: {
+      validate(v: unknown) {
+        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) throw new Error('must be a number 0-1');
+      },
+      coerce: (v: string) => (/^\s*\d*\.?\d+\s*$/.test(v) ? Number(v) : v),
+    },
     optionalString: {
       validate(v: unknown) {
         if (v !== null && typeof v !== 'string') throw new Error('must be a string');
@@ -126,6 +139,20 @@ export const schema = {
   shutdownTimeoutMs: setting('SHUTDOWN_TIMEOUT_MS', 'positiveInt', 10000, 'drain time'),
   workers: setting('WORKERS', 'workers', 1 as number | string, 'worker processes'),
   logLevel: setting('LOG_LEVEL', LOG_LEVELS, 'info', 'pino level'),
+  // SPEC §8
+  healthMode: setting('HEALTH_MODE', ['manual', 'auto', 'shadow'], 'manual', 'who sets the health state'),
+  concurrencyLimit: setting('CONCURRENCY_LIMIT', 'concurrencyLimit', 'off' as string | number, 'in-flight guard towards the upstream'),
+  // SPEC §10
+  routesFile: setting('ROUTES_FILE', String, 'config/routes.json', 'route definitions'),
+  limitMode: setting('LIMIT_MODE', ['enforce', 'shadow'], 'enforce', 'enforce limits or only count would-be refusals'),
+  forwardApiKey: setting('FORWARD_API_KEY', 'bool', true, 'send the API key header to the upstream'),
+  accessLog: setting('ACCESS_LOG', 'bool', true, 'one JSON line per request'),
+  accessLogSample: setting('ACCESS_LOG_SAMPLE', 'fraction', 1, 'share of 2xx/3xx access-log lines kept'),
+  // SPEC §11
+  tlsCertFile: setting('TLS_CERT_FILE', 'optionalString', null as string | null, 'PEM certificate for the proxy port'),
+  tlsKeyFile: setting('TLS_KEY_FILE', 'optionalString', null as string | null, 'PEM private key for the proxy port'),
+  tlsMinVersion: setting('TLS_MIN_VERSION', ['TLSv1.2', 'TLSv1.3'], 'TLSv1.2', 'lowest TLS version offered'),
+  http2: setting('HTTP2', 'bool', true, 'offer HTTP/2 through ALPN with TLS'),
 };
 
 export function envNameOf(key: string): string {
