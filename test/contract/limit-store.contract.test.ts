@@ -3,7 +3,8 @@ import { Cluster, Redis } from 'ioredis';
 import { gcra, slidingWindow, type Decision, type SlidingWindowState } from '../../src/limit/algorithms';
 import { MemoryLimitStore } from '../../src/limit/memoryLimitStore';
 import { RedisLimitStore } from '../../src/limit/redisLimitStore';
-import type { LimitRequest, LimitResult, LimitStore } from '../../src/limit/store';
+import type { LimitResult, LimitStore } from '../../src/limit/store';
+import { singleCounterStore, type LimitRequest, type SingleCounterStore } from '../support/limitPlans';
 import type { Algorithm } from '../../src/limit/tiers';
 import { sleep } from '../support/processes';
 import { startRedis } from '../support/redis';
@@ -17,8 +18,10 @@ import { startRedisCluster } from '../support/redisCluster';
  */
 
 interface LimitStoreFixture {
-  /** Stores sharing one backend, as gateway instances sharing Redis do (memory: one store). */
-  readonly stores: readonly LimitStore[];
+  /** Stores sharing one backend, as gateway instances sharing Redis do (memory: one store), asked one counter at a time. */
+  readonly stores: readonly SingleCounterStore[];
+  /** The same stores, asked whole plans. */
+  readonly raw: readonly LimitStore[];
   /** About the store clock's current time (to keep bursts away from window edges). */
   now(): number;
   /** Lets `ms` pass on the store's clock: a fake clock for memory, real time for Redis. */
@@ -284,7 +287,8 @@ function describeAgreementWithMemory(name: string, makeFixture: () => Promise<Li
       const fromRedis = await runSequence(redisFx, steps);
 
       let now = 0;
-      const memory = new MemoryLimitStore(() => now);
+      const memoryStore = new MemoryLimitStore(() => now);
+      const memory = singleCounterStore(memoryStore);
       try {
         const calls = steps.filter((s): s is Exclude<Step, { kind: 'wait' }> => s.kind !== 'wait');
         const fromMemory: LimitResult[] = [];
@@ -297,7 +301,7 @@ function describeAgreementWithMemory(name: string, makeFixture: () => Promise<Li
         expect(summary(fromRedis)).toEqual(summary(fromMemory));
         expect(fromRedis).toEqual(fromMemory);
       } finally {
-        memory.close();
+        memoryStore.close();
       }
     });
   });
@@ -310,7 +314,8 @@ function memoryFixture(): Promise<LimitStoreFixture> {
   let now = 1_700_000_041_000;
   const store = new MemoryLimitStore(() => now);
   return Promise.resolve({
-    stores: [store],
+    stores: [singleCounterStore(store)],
+    raw: [store],
     now: () => now,
     wait(ms: number) {
       now += Math.ceil(ms);
@@ -326,8 +331,10 @@ function memoryFixture(): Promise<LimitStoreFixture> {
 /** Three clients (three gateway instances) sharing one Redis deployment, real time. */
 function sharedRedisFixture(clients: ReadonlyArray<Redis | Cluster>, stop: () => Promise<void>): LimitStoreFixture {
   const prefix = `contract-${randomUUID().slice(0, 8)}:`;
+  const raw = clients.map((client) => new RedisLimitStore(client, prefix));
   return {
-    stores: clients.map((client) => new RedisLimitStore(client, prefix)),
+    stores: raw.map(singleCounterStore),
+    raw,
     now: () => Date.now(),
     wait: (ms) => sleep(Math.ceil(ms)),
     async close() {
