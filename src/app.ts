@@ -316,7 +316,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   async function reloadTls(actor: string): Promise<void> {
     if (tlsFiles === null || role === 'admin') return;
     const r = await readTlsPair(...tlsFiles);
-    // TODO(issue 15, alerting): metrics.configReload('tls', r.ok); once src/observability/metrics.ts has it
+    metrics.configReload('tls', r.ok);
     if (!r.ok) {
       log.error({ setting: r.setting, reason: r.reason }, 'TLS pair rejected; the certificate in force stays');
       audit(log, 'tls.rejected', { reason: r.reason, actor, kept: tlsPair?.fingerprint });
