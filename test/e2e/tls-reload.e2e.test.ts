@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { makeCerts, type Certs } from '../support/certs';
 import { runGatewayToExit, startGateway, type GatewayProcess } from '../support/gateway';
+import { httpRequest } from '../support/http';
 import { sleep, waitFor } from '../support/processes';
 import { secretDir } from '../support/secretDir';
 import { fileFingerprint, h2Connect, peerCertificate, tlsAgent } from '../support/tlsClient';
@@ -105,6 +106,9 @@ test('a mismatched pair written: rejected with a log line and a tls.rejected aud
     expect(gw.output()).toMatch(/"level":50.*does not belong to the certificate.*"msg":"TLS pair rejected; the certificate in force stays"/);
     expect(gw.output()).toMatch(new RegExp(`"event":"tls.rejected".*"kept":"${fileFingerprint(first.cert)}"`));
     expect((await peerCertificate(gw.port, BOTH_CAS())).fingerprint).toBe(fileFingerprint(first.cert));
+    const metrics = (await httpRequest(`${gw.adminUrl}/metrics`)).body;
+    expect(metrics).toMatch(/^tollgate_config_reloads_total\{file="tls",result="rejected"\} [1-9]/m);
+    expect(metrics).toMatch(/^tollgate_config_last_reload_ok\{file="tls"\} 0$/m);
 
     writeFileSync(keyFile, 'not a key');
     await waitFor('a second rejection', async () => (gw.output().match(/"event":"tls.rejected"/g) ?? []).length >= 2, 5000);
