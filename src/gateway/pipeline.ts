@@ -159,8 +159,9 @@ export function createPipeline(deps: PipelineDeps) {
   return {
     handleRequest(req: IncomingMessage, res: ServerResponse): void {
       const started = performance.now();
-      // A client must not reuse a socket we are about to close (proxied responses: see upstreamProxy).
-      if (deps.draining()) res.setHeader('connection', 'close');
+      // A client must not reuse a socket we are about to close (proxied responses: see
+      // upstreamProxy). h2 forbids the header; its sessions drain by GOAWAY (proxyServer).
+      if (deps.draining() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
       withVerdict(req, (verdict) => {
         try {
           settle(req, verdict);
