@@ -1,18 +1,16 @@
-import { X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import {
   gatewayContainer, gatewayDeployment, kustomization, podSpec, resolvedEnv, services, volumeFiles,
 } from '../deploy/kubernetesManifests';
 import { makeCerts } from '../support/certs';
 import { startGateway, type GatewayProcess } from '../support/gateway';
-import { httpRequest } from '../support/http';
+import { httpRequest, type HttpResult } from '../support/http';
 import { kubeletVolume, type KubeletVolume } from '../support/kubeletVolume';
 import { waitFor } from '../support/processes';
 import { startRedis, type RedisServer } from '../support/redis';
+import { fileFingerprint, peerCertificate, tlsAgent } from '../support/tlsClient';
 import { startUpstream, type Upstream } from '../support/upstream';
 
 /*
@@ -72,37 +70,9 @@ const volumeOf = (envName: string): KubeletVolume => {
 const adminToken = (): string => resolvedEnv(container).ADMIN_TOKEN;
 const certFile = (): string => volumeOf('TLS_CERT_FILE').file(path.basename(resolvedEnv(container).TLS_CERT_FILE));
 
-interface HttpsResult {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
-/** One GET over a new TLS connection that trusts `ca` and asks for `servername`. */
-function httpsGet(pathname: string, headers: Record<string, string>, ca: string | Buffer, servername: string): Promise<HttpsResult> {
-  return new Promise((resolve, reject) => {
-    const req = https.get({ host: '127.0.0.1', port: gw.port, path: pathname, headers, ca, servername, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { body += chunk; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${pathname} timed out`)));
-    req.on('error', reject);
-  });
-}
-
-/** The certificate a new TLS connection is given, and the protocol ALPN chose. */
-function handshake(ca: string | Buffer, servername: string): Promise<{ fingerprint: string; alpn: string | false }> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: gw.port, ca, servername, ALPNProtocols: ['h2', 'http/1.1'] }, () => {
-      resolve({ fingerprint: socket.getPeerCertificate().fingerprint256, alpn: socket.alpnProtocol ?? false });
-      socket.end();
-    });
-    socket.setTimeout(10_000, () => socket.destroy(new Error('no TLS handshake within 10 s')));
-    socket.on('error', reject);
-  });
+/** One GET over a new TLS connection that trusts `caFile` and asks for `servername`. */
+function httpsGet(pathname: string, headers: Record<string, string>, caFile: string, servername: string): Promise<HttpResult> {
+  return httpRequest(`https://127.0.0.1:${gw.port}${pathname}`, { headers, agent: tlsAgent([caFile], { keepAlive: false, servername }), timeoutMs: 10_000 });
 }
 
 async function createKey(tier: string): Promise<string> {
@@ -130,19 +100,19 @@ test('/admin/* takes the token from the Secret, and only that', async () => {
 });
 
 test('the proxy port speaks HTTPS with the Secret\'s certificate for the Service name and offers h2; the ConfigMap\'s tiers apply; the image\'s demo keys are not loaded', async () => {
-  const ca = readFileSync(certFile());
-  expect((await handshake(ca, serviceHost)).alpn).toBe('h2');
+  const ca = certFile();
+  expect((await peerCertificate(gw.port, [ca], ['h2', 'http/1.1'], 5000, serviceHost)).alpn).toBe('h2');
   const key = await createKey('pro');
   const ok = await httpsGet('/hello', { 'x-api-key': key }, ca, serviceHost);
   expect(ok.status).toBe(200);
   expect(ok.headers['x-ratelimit-limit']).toBe('150');
   const demo = await httpsGet('/hello', { 'x-api-key': 'demo_pro_key_789' }, ca, serviceHost);
   expect(demo.status).toBe(401);
-  expect(JSON.parse(demo.body)).toMatchObject({ error: 'invalid_api_key' });
+  expect(demo.json()).toMatchObject({ error: 'invalid_api_key' });
 });
 
 test('a ConfigMap update (the kubelet\'s ..data swap) reaches the running gateway', async () => {
-  const ca = readFileSync(certFile());
+  const ca = certFile();
   const key = await createKey('pro');
   const tiersVolume = volumeOf('TIERS_FILE');
   const name = path.basename(resolvedEnv(container).TIERS_FILE);
@@ -161,9 +131,7 @@ test('a Secret update (certificate rotation) reaches new connections without a r
     [path.basename(env.TLS_CERT_FILE)]: readFileSync(certs.cert),
     [path.basename(env.TLS_KEY_FILE)]: readFileSync(certs.key),
   });
-  const expected = new X509Certificate(readFileSync(certs.cert)).fingerprint256;
-  const ca = readFileSync(certs.ca);
-  await waitFor('the new certificate on a new connection', async () => (await handshake(ca, 'localhost').catch(() => null))?.fingerprint === expected, 10_000);
+  await waitFor('the new certificate on a new connection', async () => (await peerCertificate(gw.port, [certs.ca])).fingerprint === fileFingerprint(certs.cert), 10_000);
   const key = await createKey('pro');
-  expect((await httpsGet('/hello', { 'x-api-key': key }, ca, 'localhost')).status).toBe(200);
+  expect((await httpsGet('/hello', { 'x-api-key': key }, certs.ca, 'localhost')).status).toBe(200);
 });
