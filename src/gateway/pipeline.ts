@@ -7,6 +7,9 @@ import type { StoredKey } from '../auth/keyStore';
 import type { HeaderMode } from '../config/load';
 import { isGatewayError, reply, type ErrorReply } from '../errors';
 import type { HealthState } from '../health/healthState';
+import type { InflightGuard } from '../health/inflightGuard';
+import { shedRetryAfter } from '../health/shed';
+import type { SignalRecorder } from '../health/signals';
 import { retryAfterSeconds } from '../limit/algorithms';
 import type { LimitDecision, Limiter } from '../limit/limiter';
 import type { Logger } from '../observability/logger';
@@ -25,6 +28,10 @@ export interface PipelineDeps {
   readonly auth: Authenticator;
   readonly limiter: Limiter;
   readonly health: HealthState;
+  /** The in-flight guard towards the upstream; null when CONCURRENCY_LIMIT=off. */
+  readonly guard: InflightGuard | null;
+  /** Upstream latency and failures, for the automatic health state. */
+  readonly signals: SignalRecorder;
   readonly proxy: UpstreamProxy;
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -36,20 +43,27 @@ export interface PipelineDeps {
 
 /** Where a request stands after the stages: admitted (with its headers) or refused. */
 type Verdict =
-  | { readonly admitted: true; readonly tier: string; readonly headers: HeaderList | null }
+  | { readonly admitted: true; readonly tier: string; readonly shedFirst: boolean; readonly headers: HeaderList | null }
   | { readonly admitted: false; readonly tier: string; readonly outcome: Outcome; readonly error: ErrorReply; readonly headers: HeaderList | null };
 
 const TIER = Symbol('tollgate.tier');
 const STARTED = Symbol('tollgate.started');
+/** Holds an in-flight guard slot: SHED_FIRST for the lowest priority's, OTHER for the rest. */
+const SLOT = Symbol('tollgate.slot');
+const SLOT_OTHER = 1;
+const SLOT_SHED_FIRST = 2;
 interface Tagged {
   [TIER]?: string;
   [STARTED]?: number;
+  [SLOT]?: number;
 }
 
 const MISSING_KEY = reply('missing_api_key');
 const INVALID_KEY = reply('invalid_api_key');
 
-function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: HeaderList | null = null): Verdict {
+type Refusal = Extract<Verdict, { admitted: false }>;
+
+function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: HeaderList | null = null): Refusal {
   return { admitted: false, tier, outcome, error, headers };
 }
 
@@ -98,11 +112,13 @@ export function createPipeline(deps: PipelineDeps) {
 
   function limit(ip: string, key: StoredKey | null): Verdict | Promise<Verdict> {
     if (key === null || key.disabled) return invalidKey(ip);
-    const planned = deps.limiter.request(key.id, key.tier, deps.health.status);
+    const planned = deps.limiter.request(key.id, key.tier, deps.health.status, deps.health.ramp);
     if (planned === null) {
       log.error({ keyId: key.id, tier: key.tier }, 'key names a tier that is not in force');
       return invalidKey(ip);
     }
+    // Nothing is allowed in this state: shed without asking the store (SPEC §8).
+    if (planned.req.limit === 0) return overloaded(key.tier);
     // 5. Limit decision
     const t0 = performance.now();
     const held = deps.limiter.heldDenial(planned.tier, planned.req);
@@ -122,7 +138,20 @@ export function createPipeline(deps: PipelineDeps) {
     const headers = mode === 'gateway'
       ? rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders })
       : null;
-    return { admitted: true, tier, headers };
+    return { admitted: true, tier, shedFirst: deps.limiter.shedFirst(decision.tier), headers };
+  }
+
+  function overloaded(tier: string): Refusal {
+    const retryAfter = shedRetryAfter(Math.random());
+    return refuse(tier, 'overloaded', reply('overloaded', { retryAfter }), [['Retry-After', String(retryAfter)]]);
+  }
+
+  /** The upstream request ended one way or another: give its guard slot back. */
+  function release(req: IncomingMessage): void {
+    const slot = (req as Tagged)[SLOT];
+    if (slot === undefined || deps.guard === null) return;
+    (req as Tagged)[SLOT] = undefined;
+    deps.guard.release(slot === SLOT_SHED_FIRST);
   }
 
   /** Runs `admit`, then `then` with its verdict — at once when there was nothing to wait for. */
@@ -169,6 +198,18 @@ export function createPipeline(deps: PipelineDeps) {
             metrics.requestDuration.observe((performance.now() - started) / 1000);
             return;
           }
+          const guard = deps.guard;
+          if (guard !== null) {
+            // Refused at once, never queued: the lowest priority may hold only half the slots.
+            if (!guard.tryAcquire(verdict.shedFirst)) {
+              const shed = overloaded(verdict.tier);
+              settle(req, shed);
+              sendError(res, shed.error, shed.headers ?? undefined);
+              metrics.requestDuration.observe((performance.now() - started) / 1000);
+              return;
+            }
+            (req as Tagged)[SLOT] = verdict.shedFirst ? SLOT_SHED_FIRST : SLOT_OTHER;
+          }
           (req as Tagged)[STARTED] = started;
           deps.proxy.web(req, res, verdict.tier, verdict.headers);
         } catch (err) {
@@ -204,11 +245,18 @@ export function createPipeline(deps: PipelineDeps) {
 
     /** The proxied response is complete. */
     onUpstreamEnd(req: IncomingMessage): void {
+      release(req);
       observeEnd(req);
     },
 
+    /** The client left before the response ended; the upstream request was cancelled. */
+    onUpstreamCancelled(req: IncomingMessage): void {
+      release(req);
+    },
+
     /** The upstream answered: the request counts as allowed. */
-    onUpstreamHead(req: IncomingMessage, seconds: number): void {
+    onUpstreamHead(req: IncomingMessage, seconds: number, status: number): void {
+      deps.signals.response(seconds, status);
       metrics.upstreamDuration.observe(seconds);
       metrics.outcomes((req as Tagged)[TIER] ?? 'none').allowed.inc();
     },
@@ -216,7 +264,10 @@ export function createPipeline(deps: PipelineDeps) {
     /** `headers`: the rate-limit headers the response would have had, also on the error. */
     onUpstreamError(req: IncomingMessage, where: ServerResponse | Duplex, error: ErrorReply, err: Error, headers: HeaderList | null): void {
       const tier = (req as Tagged)[TIER] ?? 'none';
+      release(req);
       observeEnd(req);
+      // Refused, reset or timed out: each is overload-class (SPEC §8), unlike a plain 500 answer.
+      if ((req as Tagged)[STARTED] !== undefined) deps.signals.failure(true);
       log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, status: error.status }, 'upstream failed');
       if ('setHeader' in where) {
         if (!where.headersSent) metrics.outcomes(tier).upstream_error.inc();

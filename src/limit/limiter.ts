@@ -27,6 +27,11 @@ export interface LimiterDeps {
   readonly onFallback: () => void;
 }
 
+function shedPriorityOf(tiers: TierSet): number | null {
+  const priorities = [...tiers.tiers.values()].map((t) => t.priority);
+  return Math.max(...priorities) > tiers.lowestPriority ? tiers.lowestPriority : null;
+}
+
 /** `fn`'s value as a promise, or its exception as a rejection. */
 function settled<T>(fn: () => T): Promise<T> {
   try {
@@ -41,17 +46,29 @@ function settled<T>(fn: () => T): Promise<T> {
  * store through the breaker, else STORE_FAILURE_MODE (`decide`).
  */
 export class Limiter {
-  constructor(private readonly deps: LimiterDeps, private tiers: TierSet) {}
+  constructor(private readonly deps: LimiterDeps, private tiers: TierSet) {
+    this.shedPriority = shedPriorityOf(tiers);
+  }
 
   setTiers(tiers: TierSet): void {
     this.tiers = tiers;
+    this.shedPriority = shedPriorityOf(tiers);
     this.deps.denyCache.clear();
   }
 
-  request(id: string, tierName: string, health: HealthStatus): { tier: Tier; req: LimitRequest } | null {
+  /** The priority the in-flight guard sheds first; null when every tier has the same one. */
+  private shedPriority: number | null;
+
+  /** Whether requests of `tier` may hold only half of the in-flight guard's slots. */
+  shedFirst(tier: Tier): boolean {
+    return tier.priority === this.shedPriority;
+  }
+
+  /** `ramp`: how far limits have come back after an automatic recovery (policy.effectiveLimit). */
+  request(id: string, tierName: string, health: HealthStatus, ramp = 1): { tier: Tier; req: LimitRequest } | null {
     const tier = this.tiers.tiers.get(tierName);
     if (tier === undefined) return null;
-    const req = { id, algorithm: tier.algorithm, limit: effectiveLimit(tier, health), windowMs: this.tiers.windowSeconds * 1000 };
+    const req = { id, algorithm: tier.algorithm, limit: effectiveLimit(tier, health, ramp), windowMs: this.tiers.windowSeconds * 1000 };
     return { tier, req };
   }
 
