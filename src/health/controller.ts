@@ -24,6 +24,8 @@ export interface HealthControllerDeps {
 }
 
 const TICK_MS = 1000;
+/** The event-loop monitor's sampling interval; its histogram records whole intervals, so this is taken off. */
+const LOOP_RESOLUTION_MS = 20;
 
 function thresholdsOf(t: HealthTunables): AssessThresholds {
   return {
@@ -65,7 +67,7 @@ export class HealthController {
     this.limit = deps.concurrency === 'auto' ? t.concurrencyInitial : typeof deps.concurrency === 'number' ? deps.concurrency : Infinity;
     this.guard = deps.concurrency === 'off' ? null : new InflightGuard(() => this.limit);
     this.baseline = new LatencyBaseline(t.latencyRatio, t.minSamples);
-    this.loop = monitorEventLoopDelay({ resolution: 20 });
+    this.loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     this.thresholds = thresholdsOf(t);
     this.settings = machineSettingsOf(t);
     this.machine = initialMachine(deps.clock(), this.settings);
@@ -138,7 +140,7 @@ export class HealthController {
     const taken = this.recorder.take();
     const guard = this.guard?.take() ?? { rejections: 0, admitted: 0, peakInflight: 0 };
     this.baseline.observe(taken.latencyMs, taken.requests);
-    const loopLagMs = this.loop.count > 0 ? this.loop.percentile(99) / 1e6 : 0;
+    const loopLagMs = this.loop.count > 0 ? Math.max(0, this.loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS) : 0;
     this.loop.reset();
     if (this.deps.concurrency === 'auto') {
       const t = this.deps.tunables;
