@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import type { Cluster, Redis } from 'ioredis';
 import { createAdminServer } from './admin/server';
 import { Authenticator } from './auth/authenticator';
@@ -17,6 +16,8 @@ import type { Config } from './config/load';
 import { GatewayError, reply } from './errors';
 import { parseCidrList } from './gateway/clientIp';
 import { createPipeline } from './gateway/pipeline';
+import { createProxyListener } from './gateway/proxyServer';
+import { readTlsPair, watchTlsFiles, type TlsPair } from './gateway/tlsCredentials';
 import { HealthController } from './health/controller';
 import { HealthState, type HealthOverride } from './health/healthState';
 import { healthView } from './health/healthView';
@@ -24,6 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DenyCache } from './limit/denyCache';
 import { Limiter } from './limit/limiter';
+import { quotaBody, usageBody } from './limit/usage';
 import { MemoryLimitStore } from './limit/memoryLimitStore';
 import { RedisLimitStore } from './limit/redisLimitStore';
 import type { LimitStore } from './limit/store';
@@ -59,6 +61,8 @@ export interface App {
    */
   stop(opts?: { beforeClose?: () => Promise<void> }): Promise<void>;
   reloadTiers(actor: string): Promise<TierParseResult>;
+  /** Re-reads the TLS pair (proxy port only); a bad pair is logged and the old one stays. */
+  reloadTls(actor: string): Promise<void>;
   readonly metrics: Metrics;
 }
 
@@ -92,6 +96,14 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const tiersResult = await readTiersFile(config.tiersFile);
   if (!tiersResult.ok) throw new GatewayError('invalid_config', `invalid setting TIERS_FILE: ${tiersResult.reasons.join('; ')}`);
   let tiers: TierSet = tiersResult.tiers;
+  // Checked in every role, so that a bad pair stops a WORKERS > 1 primary too (exit 2).
+  const tlsFiles = config.tlsCertFile !== null && config.tlsKeyFile !== null ? [config.tlsCertFile, config.tlsKeyFile] as const : null;
+  let tlsPair: TlsPair | null = null;
+  if (tlsFiles !== null) {
+    const r = await readTlsPair(...tlsFiles);
+    if (!r.ok) throw new GatewayError('invalid_config', `invalid setting ${r.setting}: ${r.reason}`);
+    tlsPair = r.pair;
+  }
 
   // Stores: the Redis client comes from redisClient.ts, the one place that configures ioredis.
   let redis: Redis | Cluster | null = null;
@@ -247,6 +259,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     target: config.upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
     headerMode: config.rateLimitHeaders,
+    secure: config.tlsCertFile !== null,
     draining: () => draining,
     onError: (code, req, where, err, headers) => pipeline.onUpstreamError(req, where, reply(code), err, headers),
     onResponseHead: (req, seconds, status) => pipeline.onUpstreamHead(req, seconds, status),
@@ -281,6 +294,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
   });
 
+  async function plannedKey(id: string) {
+    const key = await keys.stored(id);
+    const planned = limiter.request(key, health.status, 1, health.ramp);
+    if (planned === null) throw new GatewayError('invalid_request', `key ${id} names tier ${JSON.stringify(key.tier)}, which is not in force`);
+    return { key, plan: planned.plan };
+  }
+
   const admin = createAdminServer({
     token: config.adminToken,
     log,
@@ -312,10 +332,18 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
     keys,
     usage: async (id) => {
-      const k = await keys.get(id);
-      const planned = limiter.request(id, k.tier, health.status);
-      if (planned === null) throw new GatewayError('invalid_request', `key ${id} names tier ${JSON.stringify(k.tier)}, which is not in force`);
-      return { tier: k.tier, limit: planned.req.limit, result: await limiter.peek(planned.req) };
+      const { key, plan } = await plannedKey(id);
+      const quota = plan.template.quotaIndex >= 0 ? await limiter.changeQuota(plan, null) : null;
+      return usageBody(id, key.tier, plan, await limiter.peek(plan), quota);
+    },
+    quota: async (id, change, actor) => {
+      const { key, plan } = await plannedKey(id);
+      if (plan.template.quotaIndex < 0) throw new GatewayError('invalid_request', `key ${id} has no quota (neither its tier nor its limits set one)`);
+      const usage = await limiter.changeQuota(plan, change);
+      // Every instance drops the denials it holds for this key.
+      await control.keysChanged([key.hash]);
+      audit(log, 'key.quota_changed', { keyId: id, change, actor });
+      return quotaBody(usage);
     },
     tiers: {
       current: () => tiersToJson(tiers),
@@ -339,19 +367,27 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
   });
 
-  const proxyServer = http.createServer(pipeline.handleRequest);
-  proxyServer.on('upgrade', pipeline.handleUpgrade);
-  proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
+  const listener = createProxyListener({
+    tls: tlsPair === null ? null : { pair: tlsPair, minVersion: config.tlsMinVersion },
+    http2: config.http2,
+    onRequest: pipeline.handleRequest,
+    onUpgrade: pipeline.handleUpgrade,
+  });
+  const proxyServer = listener.server;
+  let stopWatchingTls: () => void = () => undefined;
+  async function reloadTls(actor: string): Promise<void> {
+    if (tlsFiles === null || role === 'admin') return;
+    const r = await readTlsPair(...tlsFiles);
+    metrics.configReload('tls', r.ok);
+    if (!r.ok) {
+      log.error({ setting: r.setting, reason: r.reason }, 'TLS pair rejected; the certificate in force stays');
+      audit(log, 'tls.rejected', { reason: r.reason, actor, kept: tlsPair?.fingerprint });
       return;
     }
-    const body = JSON.stringify({ error: 'invalid_request', message: 'Malformed HTTP request.' });
-    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-  });
-  // Keep-alive from load balancers: outlive their idle timeout so they never reuse a closed socket.
-  proxyServer.keepAliveTimeout = 65_000;
-  proxyServer.headersTimeout = 66_000;
+    listener.setPair(r.pair);
+    tlsPair = r.pair;
+    audit(log, 'tls.reloaded', { fingerprint: r.pair.fingerprint, validTo: r.pair.validTo, actor });
+  }
 
   async function waitForRedis(timeoutMs: number): Promise<boolean> {
     if (redis === null || redis.status === 'ready') return true;
@@ -376,7 +412,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     log.info({ created, total: entries.length }, 'keys file loaded');
   }
 
-  function listen(server: http.Server, port: number, host: string): Promise<number> {
+  function listen(server: Server, port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -389,6 +425,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   return {
     metrics,
     reloadTiers,
+    reloadTls,
     async start() {
       if (redis !== null && !(await waitForRedis(5000))) {
         log.error('redis not reachable at startup; serving with STORE_FAILURE_MODE until it is');
@@ -411,24 +448,26 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       syncTimer.unref();
       controller.start();
       stopWatching = watchTiersFile(config.tiersFile, () => { void reloadTiers(FILE_WATCH); });
+      if (tlsFiles !== null && role !== 'admin') stopWatchingTls = watchTlsFiles(tlsFiles, () => { void reloadTls(FILE_WATCH); });
       const port = role === 'admin' ? null : await listen(proxyServer, config.port, config.host);
       const adminPort = role === 'proxy' ? null : await listen(admin, config.adminPort, config.adminHost);
-      log.info({ port, adminPort, store: config.store, upstream: config.upstreamUrl, role }, 'tollgate listening');
+      log.info({ port, adminPort, protocol: port === null ? undefined : listener.kind, store: config.store, upstream: config.upstreamUrl, role }, 'tollgate listening');
       return { port, adminPort };
     },
     async stop(opts) {
       draining = true;
       if (opts?.beforeClose) await opts.beforeClose();
       stopWatching();
+      stopWatchingTls();
       if (syncTimer) clearInterval(syncTimer);
       await controller.stop();
       const closed = new Promise<void>((resolve) => {
         if (!proxyServer.listening) return resolve();
         proxyServer.close(() => resolve());
       });
-      // Idle keep-alive sockets would hold close() open; in-flight ones finish first.
-      proxyServer.closeIdleConnections();
-      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), 100);
+      // Idle keep-alive sockets (and h2 sessions) would hold close() open; in-flight ones finish first.
+      listener.closeIdle();
+      const idleSweep = setInterval(() => listener.closeIdle(), 100);
       let timer: NodeJS.Timeout | null = null;
       const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), config.shutdownTimeoutMs); });
       const late = await Promise.race([closed.then(() => false), timedOut]);
@@ -436,7 +475,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       if (timer) clearTimeout(timer);
       if (late) {
         log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'drain time over; closing remaining connections');
-        proxyServer.closeAllConnections();
+        listener.closeAll();
       }
       await new Promise<void>((resolve) => {
         if (!admin.listening) return resolve();

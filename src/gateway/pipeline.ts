@@ -60,6 +60,7 @@ interface Tagged {
 
 const MISSING_KEY = reply('missing_api_key');
 const INVALID_KEY = reply('invalid_api_key');
+const KEY_EXPIRED = reply('key_expired');
 
 type Refusal = Extract<Verdict, { admitted: false }>;
 
@@ -106,38 +107,37 @@ export function createPipeline(deps: PipelineDeps) {
     // 4. Key → tier
     const hash = hasher.hash(extracted.key);
     const key = deps.auth.cached(hash);
-    if (key === undefined) return deps.auth.resolve(hash).then((resolved) => limit(ip, resolved));
-    return limit(ip, key);
+    if (key === undefined) return deps.auth.resolve(hash).then((resolved) => limit(ip, resolved, hash));
+    return limit(ip, key, hash);
   }
 
-  function limit(ip: string, key: StoredKey | null): Verdict | Promise<Verdict> {
+  function limit(ip: string, key: StoredKey | null, hash: string): Verdict | Promise<Verdict> {
     if (key === null || key.disabled) return invalidKey(ip);
-    const planned = deps.limiter.request(key.id, key.tier, deps.health.status, deps.health.ramp);
+    // Found through the previous key of a rotation: it works until its grace ends (SPEC §9).
+    if (key.hash !== hash && !(key.previousKeyUntil !== undefined && Date.now() < Date.parse(key.previousKeyUntil))) return invalidKey(ip);
+    // An expired key is a known key: 401 key_expired, not counted towards blocking the IP.
+    if (key.expiresAt !== undefined && Date.now() >= Date.parse(key.expiresAt)) return refuse('none', 'unauthorized', KEY_EXPIRED);
+    const planned = deps.limiter.request(key, deps.health.status, 1, deps.health.ramp);
     if (planned === null) {
       log.error({ keyId: key.id, tier: key.tier }, 'key names a tier that is not in force');
       return invalidKey(ip);
     }
     // Nothing is allowed in this state: shed without asking the store (SPEC §8).
-    if (planned.req.limit === 0) return overloaded(key.tier);
+    if (planned.plan.template.counters[0].limit === 0) return overloaded(key.tier);
     // 5. Limit decision
     const t0 = performance.now();
-    const held = deps.limiter.heldDenial(planned.tier, planned.req);
-    if (held !== null) return decided(key.tier, held, t0);
-    return deps.limiter.decide(planned.tier, planned.req).then((decision) => decided(key.tier, decision, t0));
+    const held = deps.limiter.heldDenial(planned);
+    if (held !== null) return decided(held, t0);
+    return deps.limiter.decide(planned).then((decision) => decided(decision, t0));
   }
 
-  function decided(tier: string, decision: LimitDecision, t0: number): Verdict {
+  function decided(decision: LimitDecision, t0: number): Verdict {
     metrics.limiterDuration.observe((performance.now() - t0) / 1000);
     const mode = deps.headerMode;
-    if (!decision.result.allowed) {
-      const headers = rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders });
-      const retryAfter = retryAfterSeconds(decision.result.retryAtMs, decision.result.nowMs);
-      const error = reply('rate_limited', { tier, limit: decision.limit, retryAfter });
-      return refuse(tier, 'limited', error, mode === 'none' ? [['Retry-After', String(retryAfter)]] : headers);
-    }
-    const headers = mode === 'gateway'
-      ? rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders })
-      : null;
+    const tier = decision.tier.name;
+    const { plan, result } = decision;
+    if (!result.allowed) return limited(decision);
+    const headers = mode === 'gateway' ? rateLimitHeaders(plan, result, deps.draftHeaders) : null;
     return { admitted: true, tier, shedFirst: deps.limiter.shedFirst(decision.tier), headers };
   }
 
@@ -152,6 +152,17 @@ export function createPipeline(deps: PipelineDeps) {
     if (slot === undefined || deps.guard === null) return;
     (req as Tagged)[SLOT] = undefined;
     deps.guard.release(slot === SLOT_SHED_FIRST);
+  }
+
+  /** 429: `quota_exceeded` when the quota binds, else `rate_limited` (SPEC §9). */
+  function limited({ tier: { name: tier }, plan, result }: LimitDecision): Verdict {
+    const counter = plan.template.counters[result.binding];
+    metrics.refused(tier, counter.kind);
+    const retryAfter = retryAfterSeconds(result.retryAtMs, result.nowMs);
+    const error = counter.kind === 'quota'
+      ? reply('quota_exceeded', { tier, limit: counter.limit, period: counter.spec, retryAfter })
+      : reply('rate_limited', { tier, limit: counter.limit, retryAfter });
+    return refuse(tier, 'limited', error, deps.headerMode === 'none' ? [['Retry-After', String(retryAfter)]] : rateLimitHeaders(plan, result, deps.draftHeaders));
   }
 
   /** Runs `admit`, then `then` with its verdict — at once when there was nothing to wait for. */
@@ -188,8 +199,9 @@ export function createPipeline(deps: PipelineDeps) {
   return {
     handleRequest(req: IncomingMessage, res: ServerResponse): void {
       const started = performance.now();
-      // A client must not reuse a socket we are about to close (proxied responses: see upstreamProxy).
-      if (deps.draining()) res.setHeader('connection', 'close');
+      // A client must not reuse a socket we are about to close (proxied responses: see
+      // upstreamProxy). h2 forbids the header; its sessions drain by GOAWAY (proxyServer).
+      if (deps.draining() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
       withVerdict(req, (verdict) => {
         try {
           settle(req, verdict);

@@ -1,4 +1,6 @@
-/** Tier definitions (SPEC §2): parsing and validation, pure. */
+/** Tier definitions (SPEC §2, §9): parsing and validation, pure. */
+import type { QuotaLimit, WindowLimit } from './plan';
+import { parseQuota, parseWindows } from './planLimits';
 
 export type Algorithm = 'sliding-window' | 'gcra';
 export const ALGORITHMS: readonly Algorithm[] = ['sliding-window', 'gcra'];
@@ -16,6 +18,9 @@ export interface Tier {
   /** Higher is more important; the lowest priority in force may hold at most half of the in-flight guard's slots. */
   readonly priority: number;
   readonly algorithm: Algorithm;
+  /** Extra rate windows, in force in every health state (SPEC §9). */
+  readonly windows: readonly WindowLimit[];
+  readonly quota: QuotaLimit | null;
 }
 
 export interface TierSet {
@@ -28,7 +33,7 @@ export interface TierSet {
 
 export const TIER_NAME = /^[a-z0-9_-]{1,32}$/;
 const TOP_FIELDS = new Set(['windowSeconds', 'algorithm', 'tiers']);
-const TIER_FIELDS = new Set(['limit', 'burst', 'degraded', 'critical', 'priority', 'algorithm']);
+const TIER_FIELDS = new Set(['limit', 'burst', 'degraded', 'critical', 'priority', 'algorithm', 'windows', 'quota']);
 const MAX_PRIORITY = 1000;
 const MAX_WINDOW_S = 86_400;
 
@@ -102,10 +107,12 @@ function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, wind
   if (biggest * windowSeconds * 1000 * 4 > Number.MAX_SAFE_INTEGER) {
     reasons.push(`tier "${name}": limits × windowSeconds too large to count exactly`);
   }
-  if (reasons.length > before) return null;
+  const windows = def.windows === undefined ? [] : parseWindows(def.windows, `tier "${name}": `, reasons);
+  const quota = def.quota === undefined ? null : parseQuota(def.quota, `tier "${name}": `, reasons);
+  if (reasons.length > before || windows === null || quota === undefined) return null;
   return {
     name, limit: limit as number, burst: burst as number, degraded: degraded as number,
-    critical: critical as number, priority: priority as number, algorithm: algorithm as Algorithm,
+    critical: critical as number, priority: priority as number, algorithm: algorithm as Algorithm, windows, quota,
   };
 }
 
@@ -113,7 +120,15 @@ function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, wind
 export function tiersToJson(set: TierSet): Record<string, unknown> {
   const tiers: Record<string, unknown> = {};
   for (const t of set.tiers.values()) {
-    tiers[t.name] = { limit: t.limit, burst: t.burst, degraded: t.degraded, critical: t.critical, priority: t.priority, algorithm: t.algorithm };
+    tiers[t.name] = {
+      limit: t.limit, burst: t.burst, degraded: t.degraded, critical: t.critical, priority: t.priority, algorithm: t.algorithm,
+      ...(t.windows.length > 0 ? { windows: t.windows } : {}),
+      ...(t.quota !== null ? { quota: quotaJson(t.quota) } : {}),
+    };
   }
   return { windowSeconds: set.windowSeconds, algorithm: set.algorithm, tiers };
+}
+
+export function quotaJson(q: QuotaLimit): Record<string, unknown> {
+  return q.anchor === 'key' ? { limit: q.limit, period: q.period, anchor: 'key' } : { limit: q.limit, period: q.period };
 }
