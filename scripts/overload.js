@@ -23,7 +23,7 @@ const P = require('./overload/processes');
 const plan = require('./overload/plan');
 const { startLoad } = require('./overload/load');
 const { analyzeRun } = require('./overload/analyze');
-const { renderMarkdown, renderSvg, summaryTable } = require('./overload/report');
+const { renderMarkdown, renderSvg, summaryTable, toJson } = require('./overload/report');
 
 const USAGE = `Usage: npm run overload -- [--scenario fault|healthy|flap[,…]] [--modes none,manual,auto] [--quick | --smoke]
   --scenario S        fault (default): healthy, ~60 % capacity loss, healthy; healthy: no fault;
@@ -199,58 +199,53 @@ async function runMode(ctx, scenario, modeName) {
     log(`${tag}: load for ${tl.duration} s${tl.recoveryWait ? ` (+ up to ${tl.recoveryWait} s until NORMAL)` : ''}`);
     const load = startLoad({ url: `http://127.0.0.1:${proxy}`, groups: plan.GROUPS, timeoutMs: TIMEOUT_MS, seconds: maxSeconds });
     upstream.setT0(load.t0);
-    const at = (seconds, fn) => setTimeout(fn, Math.max(0, load.t0 + seconds * 1000 - performance.now()));
     const timers = [];
-    for (const [a, b] of tl.faults) {
-      timers.push(at(a, () => upstream.setLatency(o.faultMs)));
-      timers.push(at(b, () => upstream.setLatency(o.healthyMs)));
-    }
-    const operator = [];
-    if (mode.operator && tl.faults.length) {
-      const put = async (status) => {
-        const t = load.elapsed() / 1000;
-        const r = await P.httpJson(admin, 'PUT', '/admin/health', { status });
-        operator.push({ t, status, code: r.status });
-      };
-      const on = tl.faults[0][0] + o.p.operatorDelay;
-      const off = tl.faults[tl.faults.length - 1][1] + o.p.operatorDelay;
-      if (on < tl.duration) timers.push(at(on, () => put('DEGRADED')));
-      // NORMAL without a TTL is a pin that equals manual mode's default; the DELETE ends it
-      // where the gateway has overrides (SPEC §8) and is a harmless 404 where it has not.
-      if (off < tl.duration) timers.push(at(off, () => put('NORMAL').then(() => P.httpJson(admin, 'DELETE', '/admin/health/override'))));
-    }
     const polls = [];
-    let polling = false;
-    const poller = setInterval(async () => {
-      if (polling) return;
-      polling = true;
-      const t = load.elapsed() / 1000;
-      const r = await P.httpJson(admin, 'GET', '/admin/health', undefined, TIMEOUT_MS);
-      const b = r.status === 200 && r.body ? r.body : null;
-      polls.push({ t, status: b ? b.status : null, automatic: b && b.automatic ? b.automatic.status : null, override: b ? Boolean(b.override) : null });
-      polling = false;
-    }, POLL_MS);
-
-    // The planned length, then (full preset) until the state has been NORMAL for a while.
-    await P.sleep(tl.duration * 1000 - load.elapsed());
-    if (tl.recoveryWait > 0 && tl.faults.length) {
-      const limit = (tl.duration + tl.recoveryWait) * 1000;
-      let normalSince = null;
-      while (load.elapsed() < limit) {
-        const last = polls[polls.length - 1];
-        if (last && last.status === 'NORMAL' && (!last.automatic || last.automatic === 'NORMAL')) {
-          if (normalSince === null) normalSince = last.t;
-          if (last.t - normalSince >= AFTER_NORMAL_S) break;
-        } else {
-          normalSince = null;
-        }
-        await P.sleep(POLL_MS);
+    const operator = [];
+    let poller = null;
+    let seconds;
+    try {
+      const at = (t, fn) => timers.push(setTimeout(fn, Math.max(0, load.t0 + t * 1000 - performance.now())));
+      for (const [a, b] of tl.faults) {
+        at(a, () => upstream.setLatency(o.faultMs));
+        at(b, () => upstream.setLatency(o.healthyMs));
       }
+      if (mode.operator && tl.faults.length) {
+        const put = async (status) => {
+          const t = load.elapsed() / 1000;
+          const r = await P.httpJson(admin, 'PUT', '/admin/health', { status });
+          operator.push({ t, status, code: r.status });
+        };
+        const on = tl.faults[0][0] + o.p.operatorDelay;
+        const off = tl.faults[tl.faults.length - 1][1] + o.p.operatorDelay;
+        if (on < tl.duration) at(on, () => put('DEGRADED'));
+        // NORMAL without a TTL is a pin that equals manual mode's default; the DELETE ends it
+        // where the gateway has overrides (SPEC §8) and is a harmless 404 where it has not.
+        if (off < tl.duration) at(off, () => put('NORMAL').then(() => P.httpJson(admin, 'DELETE', '/admin/health/override')));
+      }
+      let polling = false;
+      poller = setInterval(async () => {
+        if (polling) return;
+        polling = true;
+        const t = load.elapsed() / 1000;
+        const r = await P.httpJson(admin, 'GET', '/admin/health', undefined, TIMEOUT_MS);
+        const b = r.status === 200 && r.body ? r.body : null;
+        polls.push({ t, status: b ? b.status : null, automatic: b && b.automatic ? b.automatic.status : null, override: b ? Boolean(b.override) : null });
+        polling = false;
+      }, POLL_MS);
+
+      // The planned length, then (full preset) until the state has been NORMAL for a while.
+      await P.sleep(tl.duration * 1000 - load.elapsed());
+      if (tl.recoveryWait > 0 && tl.faults.length) {
+        const limit = (tl.duration + tl.recoveryWait) * 1000;
+        while (load.elapsed() < limit && load.elapsed() / 1000 - normalSince(polls) < AFTER_NORMAL_S) await P.sleep(POLL_MS);
+      }
+      seconds = Math.min(maxSeconds, Math.round(load.elapsed() / 1000));
+    } finally {
+      clearInterval(poller);
+      for (const t of timers) clearTimeout(t);
+      await load.stop();
     }
-    const seconds = Math.min(maxSeconds, Math.round(load.elapsed() / 1000));
-    clearInterval(poller);
-    for (const t of timers) clearTimeout(t);
-    await load.stop();
     const metrics = await P.httpJson(admin, 'GET', '/metrics', undefined, 5000);
     const result = analyzeRun({
       groups: plan.GROUPS, buckets: load.buckets, latencies: load.latencies, polls, faults: tl.faults, phases: tl.phases,
@@ -269,6 +264,15 @@ async function runMode(ctx, scenario, modeName) {
     const audit = readAudit(path.join(tmp, `${tag}-gateway.log`));
     if (audit.length) ctx.audit[tag] = audit;
   }
+}
+
+/** Since when the polls have shown NORMAL, in force and automatic (Infinity: not NORMAL now). */
+function normalSince(polls) {
+  const good = (p) => p.status === 'NORMAL' && (!p.automatic || p.automatic === 'NORMAL');
+  let i = polls.length - 1;
+  if (i < 0 || !good(polls[i])) return Infinity;
+  while (i > 0 && good(polls[i - 1])) i--;
+  return i === 0 ? 0 : polls[i].t;
 }
 
 /** The §8 metrics worth keeping with the figures (the gateway's own count of what happened). */
@@ -341,7 +345,7 @@ async function main() {
         warnings: ctx.warnings.slice(), svgFile: `${base}.svg`, runs,
         audit: Object.fromEntries(Object.entries(ctx.audit).filter(([k]) => k.startsWith(`${scenario}-`))),
       };
-      fs.writeFileSync(path.join(o.out, `${base}.json`), `${JSON.stringify(report, null, 1)}\n`);
+      fs.writeFileSync(path.join(o.out, `${base}.json`), `${toJson(report)}\n`);
       fs.writeFileSync(path.join(o.out, `${base}.md`), renderMarkdown(report));
       fs.writeFileSync(path.join(o.out, `${base}.svg`), renderSvg(report));
       process.stdout.write(`\n${scenario} (${o.preset}, ${report.wallSeconds} s):\n${summaryTable(report)}\n`);
