@@ -372,6 +372,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     http2: config.http2,
     onRequest: pipeline.handleRequest,
     onUpgrade: pipeline.handleUpgrade,
+    onResetFlood: (ip) => log.warn({ ip }, 'h2 session closed: streams reset faster than allowed (rapid reset)'),
   });
   const proxyServer = listener.server;
   let stopWatchingTls: () => void = () => undefined;
