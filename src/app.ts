@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import type { Cluster, Redis } from 'ioredis';
 import { createAdminServer } from './admin/server';
 import { Authenticator } from './auth/authenticator';
@@ -17,11 +16,17 @@ import type { Config } from './config/load';
 import { GatewayError, reply } from './errors';
 import { parseCidrList } from './gateway/clientIp';
 import { createPipeline } from './gateway/pipeline';
-import { HealthState, type HealthRecord } from './health/healthState';
+import { createProxyListener } from './gateway/proxyServer';
+import { readTlsPair, watchTlsFiles, type TlsPair } from './gateway/tlsCredentials';
+import { HealthController } from './health/controller';
+import { HealthState, type HealthOverride } from './health/healthState';
+import { healthView } from './health/healthView';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { DenyCache } from './limit/denyCache';
 import { Limiter } from './limit/limiter';
+import { quotaBody, usageBody } from './limit/usage';
 import { MemoryLimitStore } from './limit/memoryLimitStore';
-import type { HealthStatus } from './limit/policy';
 import { RedisLimitStore } from './limit/redisLimitStore';
 import type { LimitStore } from './limit/store';
 import { StoreBreaker } from './limit/storeBreaker';
@@ -33,6 +38,8 @@ import { createUpstreamProxy } from './proxy/upstreamProxy';
 import { createRedisClient } from './redisClient';
 import { MemoryControl, type Control, type ControlEvent } from './sync/control';
 import { RedisControl } from './sync/redisControl';
+import { LocalHealthFleet } from './sync/healthFleet';
+import { RedisHealthFleet } from './sync/redisHealthFleet';
 
 export interface AppOptions {
   /** `all`: both ports. With WORKERS > 1 the primary serves `admin` and each worker `proxy`. */
@@ -54,6 +61,8 @@ export interface App {
    */
   stop(opts?: { beforeClose?: () => Promise<void> }): Promise<void>;
   reloadTiers(actor: string): Promise<TierParseResult>;
+  /** Re-reads the TLS pair (proxy port only); a bad pair is logged and the old one stays. */
+  reloadTls(actor: string): Promise<void>;
   readonly metrics: Metrics;
 }
 
@@ -87,6 +96,14 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const tiersResult = await readTiersFile(config.tiersFile);
   if (!tiersResult.ok) throw new GatewayError('invalid_config', `invalid setting TIERS_FILE: ${tiersResult.reasons.join('; ')}`);
   let tiers: TierSet = tiersResult.tiers;
+  // Checked in every role, so that a bad pair stops a WORKERS > 1 primary too (exit 2).
+  const tlsFiles = config.tlsCertFile !== null && config.tlsKeyFile !== null ? [config.tlsCertFile, config.tlsKeyFile] as const : null;
+  let tlsPair: TlsPair | null = null;
+  if (tlsFiles !== null) {
+    const r = await readTlsPair(...tlsFiles);
+    if (!r.ok) throw new GatewayError('invalid_config', `invalid setting ${r.setting}: ${r.reason}`);
+    tlsPair = r.pair;
+  }
 
   // Stores: the Redis client comes from redisClient.ts, the one place that configures ioredis.
   let redis: Redis | Cluster | null = null;
@@ -137,7 +154,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const denyCache = new DenyCache(clock);
   const keyCache = new KeyCache(clock);
   const blocked = new BlockedIps(clock);
-  const health = new HealthState(new Date(clock()));
+  const health = new HealthState(config.healthMode, new Date(clock()));
   const limiter = new Limiter({
     store: limitStore, breaker, local, denyCache, failureMode: config.storeFailureMode, clock,
     onFallback: () => metrics.storeFallback.inc(),
@@ -145,10 +162,32 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const keys = new KeyService(keyStore, control, (t) => tiers.tiers.has(t), clock, (event, fields) => audit(log, event, fields));
   const auth = new Authenticator(keyStore, keyCache, breaker);
 
-  health.onChange((r, previous) => {
-    metrics.setHealth(r.status);
+  const storeUsable = () => breaker === null || (breaker.state === 'closed' && redis !== null && redis.status === 'ready');
+  const instanceId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const controller = new HealthController({
+    health, control, clock, storeUsable,
+    fleet: redis === null ? new LocalHealthFleet(instanceId) : new RedisHealthFleet(redis, config.redisKeyPrefix, instanceId),
+    tunables: config.health,
+    concurrency: config.concurrencyLimit,
+    onTransition: (t, signals) => {
+      if (health.mode === 'auto' && health.override === null) return; // audited as health.changed when it takes force
+      log.info({ from: t.from, to: t.to, reasons: t.reasons, signals, mode: health.mode }, 'automatic health state changed');
+    },
+    onWarn: (message, err) => log.warn({ err: { message: err.message } }, message),
+  });
+  metrics.watchHealth(() => ({
+    inflight: controller.guard?.inFlight ?? 0,
+    limit: controller.guard === null ? 0 : controller.concurrencyLimit,
+    automatic: health.mode === 'manual' ? null : health.automatic?.status ?? 'NORMAL',
+  }));
+
+  health.onChange((to, from, cause, reasons) => {
+    metrics.setHealth(to);
+    metrics.healthTransitions.inc({ from, to, cause });
     denyCache.clear();
-    log.info({ status: r.status, previous: previous.status }, 'health state in force');
+    log.info({ status: to, previous: from, cause }, 'health state in force');
+    // An override is audited where it was set, with its actor; automatic changes and expiries where they take force.
+    if (cause !== 'override') audit(log, 'health.changed', { from, to, cause, reasons, instance: instanceId });
   });
 
   // Cross-instance changes: pub/sub at once, the 1 s poll as the safety net.
@@ -162,7 +201,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const onControl = (e: ControlEvent) => {
     switch (e.type) {
       case 'health':
-        health.apply(e.record);
+        health.setOverride(e.override, clock());
+        break;
+      case 'health-auto':
+        health.setAutomatic(e.record, clock());
         break;
       case 'keys':
         keyCache.invalidate(e.hashes);
@@ -177,7 +219,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   };
   const sync = async () => {
     const snap = await control.snapshot();
-    health.apply(snap.health);
+    health.setOverride(snap.override, clock());
+    if (snap.automatic !== null && !controller.deciding) health.setAutomatic(snap.automatic, clock());
     if (snap.keysVersion !== keysVersion) {
       if (keysVersion !== -1) {
         // Changes we missed on pub/sub: we don't know which hashes, so drop them all.
@@ -216,9 +259,11 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     target: config.upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
     headerMode: config.rateLimitHeaders,
+    secure: config.tlsCertFile !== null,
     draining: () => draining,
     onError: (code, req, where, err, headers) => pipeline.onUpstreamError(req, where, reply(code), err, headers),
-    onResponseHead: (req, seconds) => pipeline.onUpstreamHead(req, seconds),
+    onResponseHead: (req, seconds, status) => pipeline.onUpstreamHead(req, seconds, status),
+    onCancelled: (req) => pipeline.onUpstreamCancelled(req),
     onResponseEnd: (req) => pipeline.onUpstreamEnd(req),
   });
   const blockPolicy = { invalidKeyLimit: config.invalidKeyLimit, windowMs: config.invalidKeyWindowS * 1000, blockMs: config.ipBlockS * 1000 };
@@ -231,6 +276,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     auth,
     limiter,
     health,
+    guard: controller.guard,
+    signals: controller.recorder,
     proxy,
     metrics,
     log,
@@ -247,29 +294,56 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
   });
 
-  const storeUsable = () => breaker === null || (breaker.state === 'closed' && redis !== null && redis.status === 'ready');
+  async function plannedKey(id: string) {
+    const key = await keys.stored(id);
+    const planned = limiter.request(key, health.status, 1, health.ramp);
+    if (planned === null) throw new GatewayError('invalid_request', `key ${id} names tier ${JSON.stringify(key.tier)}, which is not in force`);
+    return { key, plan: planned.plan };
+  }
+
   const admin = createAdminServer({
     token: config.adminToken,
     log,
     ready: () => !draining && (config.storeFailureMode !== 'closed' || storeUsable()) && (options.readyCheck?.() ?? true),
     metrics: options.metricsOverride ?? (async () => ({ contentType: metrics.contentType, body: await metrics.text() })),
     health: {
-      current: () => health.current,
-      async set(status: HealthStatus, actor: string): Promise<HealthRecord> {
+      current: () => healthView(health),
+      async pin(pin, actor) {
+        const now = clock();
         const previous = health.current.status;
-        const record = { status, since: status === previous ? health.current.since : new Date(clock()).toISOString() };
-        await control.setHealth(record);
-        health.apply(record);
-        if (status !== previous) audit(log, 'health.changed', { from: previous, to: status, actor });
-        return health.current;
+        const override: HealthOverride = {
+          status: pin.status, since: new Date(now).toISOString(),
+          until: pin.ttlSeconds === null ? null : new Date(now + pin.ttlSeconds * 1000).toISOString(),
+          reason: pin.reason, by: actor,
+        };
+        await control.setOverride(override);
+        health.setOverride(override, now);
+        audit(log, 'health.changed', { from: previous, to: pin.status, cause: 'override', until: override.until, reason: pin.reason, actor });
+        return healthView(health);
+      },
+      async unpin(actor) {
+        if (health.override === null) return false;
+        const previous = health.current.status;
+        await control.setOverride(null);
+        health.setOverride(null, clock());
+        audit(log, 'health.changed', { from: previous, to: health.current.status, cause: 'override', reason: 'override removed', actor });
+        return true;
       },
     },
     keys,
     usage: async (id) => {
-      const k = await keys.get(id);
-      const planned = limiter.request(id, k.tier, health.status);
-      if (planned === null) throw new GatewayError('invalid_request', `key ${id} names tier ${JSON.stringify(k.tier)}, which is not in force`);
-      return { tier: k.tier, limit: planned.req.limit, result: await limiter.peek(planned.req) };
+      const { key, plan } = await plannedKey(id);
+      const quota = plan.template.quotaIndex >= 0 ? await limiter.changeQuota(plan, null) : null;
+      return usageBody(id, key.tier, plan, await limiter.peek(plan), quota);
+    },
+    quota: async (id, change, actor) => {
+      const { key, plan } = await plannedKey(id);
+      if (plan.template.quotaIndex < 0) throw new GatewayError('invalid_request', `key ${id} has no quota (neither its tier nor its limits set one)`);
+      const usage = await limiter.changeQuota(plan, change);
+      // Every instance drops the denials it holds for this key.
+      await control.keysChanged([key.hash]);
+      audit(log, 'key.quota_changed', { keyId: id, change, actor });
+      return quotaBody(usage);
     },
     tiers: {
       current: () => tiersToJson(tiers),
@@ -293,19 +367,28 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
   });
 
-  const proxyServer = http.createServer(pipeline.handleRequest);
-  proxyServer.on('upgrade', pipeline.handleUpgrade);
-  proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
+  const listener = createProxyListener({
+    tls: tlsPair === null ? null : { pair: tlsPair, minVersion: config.tlsMinVersion },
+    http2: config.http2,
+    onRequest: pipeline.handleRequest,
+    onUpgrade: pipeline.handleUpgrade,
+    onResetFlood: (ip) => log.warn({ ip }, 'h2 session closed: streams reset faster than allowed (rapid reset)'),
+  });
+  const proxyServer = listener.server;
+  let stopWatchingTls: () => void = () => undefined;
+  async function reloadTls(actor: string): Promise<void> {
+    if (tlsFiles === null || role === 'admin') return;
+    const r = await readTlsPair(...tlsFiles);
+    metrics.configReload('tls', r.ok);
+    if (!r.ok) {
+      log.error({ setting: r.setting, reason: r.reason }, 'TLS pair rejected; the certificate in force stays');
+      audit(log, 'tls.rejected', { reason: r.reason, actor, kept: tlsPair?.fingerprint });
       return;
     }
-    const body = JSON.stringify({ error: 'invalid_request', message: 'Malformed HTTP request.' });
-    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-  });
-  // Keep-alive from load balancers: outlive their idle timeout so they never reuse a closed socket.
-  proxyServer.keepAliveTimeout = 65_000;
-  proxyServer.headersTimeout = 66_000;
+    listener.setPair(r.pair);
+    tlsPair = r.pair;
+    audit(log, 'tls.reloaded', { fingerprint: r.pair.fingerprint, validTo: r.pair.validTo, actor });
+  }
 
   async function waitForRedis(timeoutMs: number): Promise<boolean> {
     if (redis === null || redis.status === 'ready') return true;
@@ -330,7 +413,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     log.info({ created, total: entries.length }, 'keys file loaded');
   }
 
-  function listen(server: http.Server, port: number, host: string): Promise<number> {
+  function listen(server: Server, port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -343,6 +426,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   return {
     metrics,
     reloadTiers,
+    reloadTls,
     async start() {
       if (redis !== null && !(await waitForRedis(5000))) {
         log.error('redis not reachable at startup; serving with STORE_FAILURE_MODE until it is');
@@ -363,24 +447,28 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         sync().catch(() => undefined);
       }, SYNC_INTERVAL_MS);
       syncTimer.unref();
+      controller.start();
       stopWatching = watchTiersFile(config.tiersFile, () => { void reloadTiers(FILE_WATCH); });
+      if (tlsFiles !== null && role !== 'admin') stopWatchingTls = watchTlsFiles(tlsFiles, () => { void reloadTls(FILE_WATCH); });
       const port = role === 'admin' ? null : await listen(proxyServer, config.port, config.host);
       const adminPort = role === 'proxy' ? null : await listen(admin, config.adminPort, config.adminHost);
-      log.info({ port, adminPort, store: config.store, upstream: config.upstreamUrl, role }, 'tollgate listening');
+      log.info({ port, adminPort, protocol: port === null ? undefined : listener.kind, store: config.store, upstream: config.upstreamUrl, role }, 'tollgate listening');
       return { port, adminPort };
     },
     async stop(opts) {
       draining = true;
       if (opts?.beforeClose) await opts.beforeClose();
       stopWatching();
+      stopWatchingTls();
       if (syncTimer) clearInterval(syncTimer);
+      await controller.stop();
       const closed = new Promise<void>((resolve) => {
         if (!proxyServer.listening) return resolve();
         proxyServer.close(() => resolve());
       });
-      // Idle keep-alive sockets would hold close() open; in-flight ones finish first.
-      proxyServer.closeIdleConnections();
-      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), 100);
+      // Idle keep-alive sockets (and h2 sessions) would hold close() open; in-flight ones finish first.
+      listener.closeIdle();
+      const idleSweep = setInterval(() => listener.closeIdle(), 100);
       let timer: NodeJS.Timeout | null = null;
       const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), config.shutdownTimeoutMs); });
       const late = await Promise.race([closed.then(() => false), timedOut]);
@@ -388,7 +476,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       if (timer) clearTimeout(timer);
       if (late) {
         log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'drain time over; closing remaining connections');
-        proxyServer.closeAllConnections();
+        listener.closeAll();
       }
       await new Promise<void>((resolve) => {
         if (!admin.listening) return resolve();

@@ -17,6 +17,7 @@ import { clusterMetricsSource, reportToPrimary } from './observability/metrics';
  */
 
 const RELOAD_TIERS = 'tollgate:reload-tiers';
+const RELOAD_TLS = 'tollgate:reload-tls';
 const SHUTDOWN = 'tollgate:shutdown';
 
 function isMessage(m: unknown, type: string): m is { type: string; actor?: unknown } {
@@ -52,7 +53,7 @@ async function startApp(config: Config, log: Logger, options: AppOptions): Promi
 }
 
 /**
- * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers.
+ * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers and the TLS pair.
  * Returns the drain, for a worker to run when its primary asks (which is never "second").
  */
 function installSignals(log: Logger, stop: () => Promise<void>, reload: () => void): (reason: string) => void {
@@ -81,15 +82,16 @@ function installSignals(log: Logger, stop: () => Promise<void>, reload: () => vo
 
 async function runSingle(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'all' });
-  installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); });
+  installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); void app.reloadTls('SIGHUP'); });
 }
 
 async function runWorker(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'proxy' });
   reportToPrimary(app.metrics);
-  const drain = installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); });
+  const drain = installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); void app.reloadTls('SIGHUP'); });
   process.on('message', (m: unknown) => {
     if (isMessage(m, RELOAD_TIERS)) void app.reloadTiers(String(m.actor ?? 'primary'));
+    if (isMessage(m, RELOAD_TLS)) void app.reloadTls(String(m.actor ?? 'primary'));
     if (isMessage(m, SHUTDOWN)) drain('primary');
   });
 }
@@ -139,7 +141,11 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
       const adminStopped = app.stop({ beforeClose: stopWorkers });
       await adminStopped;
     },
-    () => { void app.reloadTiers('SIGHUP'); },
+    () => {
+      void app.reloadTiers('SIGHUP');
+      // The workers hold the proxy port's certificate (each also watches the files itself).
+      for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: RELOAD_TLS, actor: 'SIGHUP' });
+    },
   );
 }
 

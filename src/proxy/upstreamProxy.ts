@@ -1,5 +1,4 @@
 import type http from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { Pool, type Dispatcher } from 'undici';
@@ -24,6 +23,8 @@ export interface UpstreamProxyOptions {
   readonly target: string;
   readonly timeoutMs: number;
   readonly headerMode: HeaderMode;
+  /** The proxy port speaks TLS: the upstream is told X-Forwarded-Proto: https. */
+  readonly secure: boolean;
   /** True once shutdown began: responses then say `Connection: close`. */
   readonly draining: () => boolean;
   /**
@@ -32,7 +33,9 @@ export interface UpstreamProxyOptions {
    */
   readonly onError: (code: ErrorCode, req: http.IncomingMessage, where: http.ServerResponse | Duplex, err: Error, headers: HeaderList | null) => void;
   /** The upstream's response head arrived. */
-  readonly onResponseHead: (req: http.IncomingMessage, seconds: number) => void;
+  readonly onResponseHead: (req: http.IncomingMessage, seconds: number, status: number) => void;
+  /** The client went away before the response ended; the upstream request was cancelled. */
+  readonly onCancelled: (req: http.IncomingMessage) => void;
   /** The upstream's response body ended (and so ours). */
   readonly onResponseEnd: (req: http.IncomingMessage) => void;
 }
@@ -51,10 +54,18 @@ interface Shared {
   readonly stripUpstreamRateLimit: boolean;
 }
 
-/** On a client socket: the forwarding in flight on it, and whether we watch the socket. */
+/**
+ * On a client's connection: the forwarding in flight on it, and whether we watch it. The
+ * "connection" of an h2 request is its stream (one request each, many per socket): its
+ * `req.socket` is a proxy onto the session's shared socket, where a mark would be shared
+ * by every stream and a read after the stream ends throws.
+ */
 const IN_FLIGHT = Symbol('tollgate.inFlight');
 const WATCHED = Symbol('tollgate.watched');
-type ClientSocket = Socket & { [IN_FLIGHT]?: Forwarding; [WATCHED]?: boolean };
+type ClientSocket = Duplex & { [IN_FLIGHT]?: Forwarding; [WATCHED]?: boolean };
+
+/** What an h2 compatibility request has beyond IncomingMessage. */
+type MaybeH2 = http.IncomingMessage & { stream?: Duplex & { endAfterHeaders: boolean } };
 
 /** A client that goes away cancels the upstream request still waiting for or reading its response. */
 function onClientClose(this: ClientSocket): void {
@@ -79,7 +90,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
   private gone = false;
 
   constructor(
-    /** The client's socket, kept here: undici unsets `req.socket` once it has read the body. */
+    /** The client's socket (h2: stream), kept here: undici unsets `req.socket` once it has read the body. */
     private readonly client: ClientSocket,
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
@@ -105,7 +116,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
     // 1xx (e.g. 103 Early Hints) are interim: the final head follows on the same request.
     if (statusCode < 200) return true;
     const { req, res, shared } = this;
-    shared.opts.onResponseHead(req, (performance.now() - this.started) / 1000);
+    shared.opts.onResponseHead(req, (performance.now() - this.started) / 1000, statusCode);
     this.resume = resume;
     if (res.headersSent) {
       // Only if something answered already (it cannot be this response): drop it.
@@ -113,8 +124,12 @@ class Forwarding implements Dispatcher.DispatchHandler {
       return false;
     }
     try {
-      const head = responseHead(rawHeaders, req.httpVersion === '1.0', shared.stripUpstreamRateLimit, this.ours, shared.opts.draining());
-      res.writeHead(statusCode, statusText, head);
+      // HTTP/1.0 and h2 (httpVersion "2.0") take no Transfer-Encoding; h2 has no status text
+      // (Node warns on one) and drains by GOAWAY, not Connection: close.
+      const h1 = req.httpVersionMajor === 1;
+      const head = responseHead(rawHeaders, req.httpVersion !== '1.1', shared.stripUpstreamRateLimit, this.ours, h1 && shared.opts.draining());
+      if (h1) res.writeHead(statusCode, statusText, head);
+      else res.writeHead(statusCode, head);
     } catch (err) {
       // A header value Node refuses to send: the client gets a 502, not a crash.
       this.fail(err as Error);
@@ -144,6 +159,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
     // Also when undici saw the client's upload end early before our close listener ran:
     // a client that left is not an upstream failure.
     if (this.gone || this.client.destroyed) {
+      if (!this.done) this.shared.opts.onCancelled(this.req);
       this.done = true;
       return;
     }
@@ -184,6 +200,7 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   // request was sent → 504; the same silence in the middle of a body cuts the response.
   const pool = new Pool(target.origin, { connections: 1024, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
   const shared: Shared = { opts, stripUpstreamRateLimit: opts.headerMode !== 'upstream' };
+  const proto = opts.secure ? 'https' : 'http';
   // WebSocket upgrades only; each gets its own connection (an upgraded one is never reused).
   const wsProxy = httpProxy.createProxyServer({ target: opts.target, xfwd: true, changeOrigin: true, ws: true });
 
@@ -198,7 +215,8 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
 
   return {
     web(req, res, tier, headers) {
-      const client = req.socket as ClientSocket;
+      const stream = (req as MaybeH2).stream;
+      const client: ClientSocket = stream ?? req.socket;
       const forwarding = new Forwarding(client, req, res, headers, performance.now(), shared);
       // Cancel upstream when the client goes away: one listener per client connection, not per request.
       client[IN_FLIGHT] = forwarding;
@@ -210,8 +228,8 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
       pool.dispatch({
         method: req.method ?? 'GET',
         path: upstreamPath(prefix, req.url ?? '/'),
-        headers: requestHead(req, { remoteAddress: client.remoteAddress ?? '', upstreamHost: target.host, tier }),
-        body: requestHasBody(req) ? req : null,
+        headers: requestHead(req, { remoteAddress: req.socket.remoteAddress ?? '', upstreamHost: target.host, tier, proto }),
+        body: requestHasBody(req, stream?.endAfterHeaders) ? req : null,
       }, forwarding);
     },
     ws(req, socket, head, tier) {
