@@ -39,6 +39,11 @@
  *   --keep-tmp          keep the temp dir (configs, logs) for debugging
  *   --render            no load: rewrite latest.md from latest.json in --out (after a change
  *                       to the report's layout or to the targets table)
+ *   --variant NAME:K=V[,K=V]  an extra system "tollgate-NAME": tollgate with these settings
+ *                       on top of the others, run in the same rounds as plain tollgate so the
+ *                       two compare within one run (repeatable; e.g.
+ *                       --variant auto:HEALTH_MODE=auto,CONCURRENCY_LIMIT=auto). A row's
+ *                       "× tollgate" in the log is its median per-round ratio to plain tollgate
  *   --tollgate-env K=V  extra setting for the gateway, repeatable (e.g. WORKERS=2); the
  *                       gateway's settings are otherwise never inherited from the shell
  *
@@ -78,7 +83,7 @@ function parseArgs(argv) {
     quick: false, duration: null, warmup: null, rounds: null, connections: 50, threads: 1, loadgen: null,
     systems: DEFAULT_SYSTEMS.slice(), scenarios: LOAD_SCENARIOS.concat('latency'),
     latencyFactor: 0.6, latencyRate: null, latencyRounds: null, latencyDuration: null, nodeUpstream: false, build: false,
-    out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {},
+    out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {}, variants: {},
   };
   const need = (i) => {
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
@@ -117,6 +122,19 @@ function parseArgs(argv) {
       case '--out': o.out = path.resolve(need(i)); i++; break;
       case '--keep-tmp': o.keepTmp = true; break;
       case '--render': o.render = true; break;
+      case '--variant': {
+        const m = /^([a-z0-9_-]+):(.+)$/s.exec(need(i));
+        if (!m) throw new Error('--variant: expected NAME:K=V[,K=V]');
+        const env = {};
+        for (const kv of m[2].split(',')) {
+          const e = /^([A-Z0-9_]+)=(.*)$/s.exec(kv);
+          if (!e) throw new Error(`--variant ${m[1]}: expected K=V, got ${kv}`);
+          env[e[1]] = e[2];
+        }
+        o.variants[`tollgate-${m[1]}`] = env;
+        i++;
+        break;
+      }
       case '--tollgate-env': {
         const m = /^([A-Z0-9_]+)=(.*)$/s.exec(need(i));
         if (!m) throw new Error('--tollgate-env: expected NAME=value');
@@ -141,7 +159,7 @@ function parseArgs(argv) {
   if (o.duration < 1) throw new Error('--duration must be at least 1');
   if (o.latencyDuration < 1) throw new Error('--latency-duration must be at least 1');
   // keep the systems in canonical order (baseline before the others)
-  o.systems = ALL_SYSTEMS.filter((s) => o.systems.includes(s));
+  o.systems = ALL_SYSTEMS.filter((s) => o.systems.includes(s)).concat(Object.keys(o.variants));
   return o;
 }
 
@@ -500,7 +518,7 @@ async function startSystem(name, ctx) {
   };
   let c;
   let ready;
-  if (name === 'tollgate') {
+  if (name === 'tollgate' || name in ctx.opts.variants) {
     // the gateway's own settings come only from here (+ --tollgate-env), never from the
     // caller's shell, so a stray CONFIG_FILE or WORKERS does not change the benchmark
     const inherited = { ...process.env };
@@ -511,8 +529,9 @@ async function startSystem(name, ctx) {
       ADMIN_PORT: String(adminPort), ADMIN_HOST: '127.0.0.1', REDIS_URL: redis.url,
       LOG_LEVEL: 'warn', TIERS_FILE: cfg.tiersFile, KEYS_FILE: cfg.keysFile,
       ...ctx.opts.tollgateEnv,
+      ...(ctx.opts.variants[name] || {}),
     };
-    c = startChild('tollgate', process.execPath, [path.join(ROOT, 'dist', 'main.js')], { env });
+    c = startChild(name, process.execPath, [path.join(ROOT, 'dist', 'main.js')], { env });
     ready = () => waitHttp(adminPort, '/readyz', c, 30000, undefined, 200);
   } else {
     const file = {
@@ -1125,6 +1144,11 @@ async function main() {
     for (const system of opts.systems) {
       const agg = aggregateLoad(system, scenario, perSystem[system], perSystem[BASELINE]);
       results.push(agg);
+      if (agg.ok && system in opts.variants) {
+        const ratios = perSystem[system].map((r, i) => (r.ok && perSystem.tollgate?.[i]?.ok ? r.reqPerSec / perSystem.tollgate[i].reqPerSec : null)).filter((x) => x != null).sort((a, b) => a - b);
+        agg.ratioToTollgate = ratios.length ? ratios[Math.floor((ratios.length - 1) / 2)] : null;
+        log(`${scenario} · ${system}: × tollgate ${agg.ratioToTollgate == null ? '–' : agg.ratioToTollgate.toFixed(3)} (rounds: ${ratios.map((x) => x.toFixed(3)).join(' ')})`);
+      }
       if (opts.rounds > 1 && agg.ok) log(`${scenario} · ${system}: median ${fmt(agg.reqPerSec)} req/s, × http-proxy ${agg.ratioToHttpProxy == null ? '–' : agg.ratioToHttpProxy.toFixed(2)} (rounds: ${(agg.ratioByRound || []).map((x) => (x == null ? '–' : x.toFixed(2))).join(' ')})`);
     }
   }

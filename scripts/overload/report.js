@@ -220,4 +220,33 @@ ${panels.join('\n')}
 `;
 }
 
-module.exports = { renderMarkdown, renderSvg, summaryTable };
+/**
+ * JSON for people and for diffs: an object or array goes on one line when it fits in `width`
+ * characters (a poll, a bucket, a per-second series of a short run), else one member a line.
+ */
+function toJson(value, indent = '', width = 120) {
+  const flat = JSON.stringify(value);
+  if (flat === undefined || value === null || typeof value !== 'object' || indent.length + flat.length <= width) return flat;
+  const inner = `${indent}  `;
+  if (Array.isArray(value) && value.every((v) => v === null || typeof v !== 'object')) {
+    const lines = [];
+    let line = '';
+    for (const v of value) {
+      const item = JSON.stringify(v === undefined ? null : v);
+      if (line && inner.length + line.length + item.length + 2 > width) {
+        lines.push(line);
+        line = '';
+      }
+      line += line ? `, ${item}` : item;
+    }
+    lines.push(line);
+    return `[\n${lines.map((l) => `${inner}${l}`).join(',\n')}\n${indent}]`;
+  }
+  if (Array.isArray(value)) {
+    return `[\n${value.map((v) => `${inner}${toJson(v === undefined ? null : v, inner, width)}`).join(',\n')}\n${indent}]`;
+  }
+  const members = Object.entries(value).filter(([, v]) => v !== undefined);
+  return `{\n${members.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${toJson(v, inner, width)}`).join(',\n')}\n${indent}}`;
+}
+
+module.exports = { renderMarkdown, renderSvg, summaryTable, toJson };
