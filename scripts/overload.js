@@ -22,7 +22,7 @@ const { parseFlags, positiveInteger, optionsOrExit, UsageError } = require('./cl
 const P = require('./overload/processes');
 const plan = require('./overload/plan');
 const { startLoad } = require('./overload/load');
-const { analyzeRun } = require('./overload/analyze');
+const { analyzeRun, targetsOf } = require('./overload/analyze');
 const { renderMarkdown, renderSvg, summaryTable, toJson } = require('./overload/report');
 
 const USAGE = `Usage: npm run overload -- [--scenario fault|healthy|flap[,…]] [--modes none,manual,auto] [--quick | --smoke]
@@ -252,7 +252,7 @@ async function runMode(ctx, scenario, modeName) {
       dwell: o.p.dwell, seconds, upstream: upstream.samples,
     });
     return {
-      mode: modeName, what: mode.what, gatewayEnv: mode.env, gatewayMode, seconds, operator, result,
+      mode: modeName, what: mode.what, gatewayEnv: mode.env, gatewayMode, seconds, operator, result, targets: targetsOf(scenario, result),
       otherStatuses: load.otherStatuses,
       upstream: upstream.samples.map(({ t, busy, queued, queueMax, served, dropped, latencyMs }) => ({ t: +t.toFixed(2), busy, queued, queueMax, served, dropped, latencyMs })),
       polls: polls.map((p) => ({ ...p, t: +p.t.toFixed(2) })),
