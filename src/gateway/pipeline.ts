@@ -7,6 +7,9 @@ import type { StoredKey } from '../auth/keyStore';
 import type { HeaderMode } from '../config/load';
 import { isGatewayError, reply, type ErrorReply } from '../errors';
 import type { HealthState } from '../health/healthState';
+import type { InflightGuard } from '../health/inflightGuard';
+import { shedRetryAfter } from '../health/shed';
+import type { SignalRecorder } from '../health/signals';
 import { retryAfterSeconds } from '../limit/algorithms';
 import type { LimitDecision, Limiter } from '../limit/limiter';
 import type { Logger } from '../observability/logger';
@@ -25,6 +28,10 @@ export interface PipelineDeps {
   readonly auth: Authenticator;
   readonly limiter: Limiter;
   readonly health: HealthState;
+  /** The in-flight guard towards the upstream; null when CONCURRENCY_LIMIT=off. */
+  readonly guard: InflightGuard | null;
+  /** Upstream latency and failures, for the automatic health state. */
+  readonly signals: SignalRecorder;
   readonly proxy: UpstreamProxy;
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -36,21 +43,28 @@ export interface PipelineDeps {
 
 /** Where a request stands after the stages: admitted (with its headers) or refused. */
 type Verdict =
-  | { readonly admitted: true; readonly tier: string; readonly headers: HeaderList | null }
+  | { readonly admitted: true; readonly tier: string; readonly shedFirst: boolean; readonly headers: HeaderList | null }
   | { readonly admitted: false; readonly tier: string; readonly outcome: Outcome; readonly error: ErrorReply; readonly headers: HeaderList | null };
 
 const TIER = Symbol('tollgate.tier');
 const STARTED = Symbol('tollgate.started');
+/** Holds an in-flight guard slot: SHED_FIRST for the lowest priority's, OTHER for the rest. */
+const SLOT = Symbol('tollgate.slot');
+const SLOT_OTHER = 1;
+const SLOT_SHED_FIRST = 2;
 interface Tagged {
   [TIER]?: string;
   [STARTED]?: number;
+  [SLOT]?: number;
 }
 
 const MISSING_KEY = reply('missing_api_key');
 const INVALID_KEY = reply('invalid_api_key');
 const KEY_EXPIRED = reply('key_expired');
 
-function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: HeaderList | null = null): Verdict {
+type Refusal = Extract<Verdict, { admitted: false }>;
+
+function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: HeaderList | null = null): Refusal {
   return { admitted: false, tier, outcome, error, headers };
 }
 
@@ -103,11 +117,13 @@ export function createPipeline(deps: PipelineDeps) {
     if (key.hash !== hash && !(key.previousKeyUntil !== undefined && Date.now() < Date.parse(key.previousKeyUntil))) return invalidKey(ip);
     // An expired key is a known key: 401 key_expired, not counted towards blocking the IP.
     if (key.expiresAt !== undefined && Date.now() >= Date.parse(key.expiresAt)) return refuse('none', 'unauthorized', KEY_EXPIRED);
-    const planned = deps.limiter.request(key, deps.health.status);
+    const planned = deps.limiter.request(key, deps.health.status, 1, deps.health.ramp);
     if (planned === null) {
       log.error({ keyId: key.id, tier: key.tier }, 'key names a tier that is not in force');
       return invalidKey(ip);
     }
+    // Nothing is allowed in this state: shed without asking the store (SPEC §8).
+    if (planned.plan.template.counters[0].limit === 0) return overloaded(key.tier);
     // 5. Limit decision
     const t0 = performance.now();
     const held = deps.limiter.heldDenial(planned);
@@ -122,7 +138,20 @@ export function createPipeline(deps: PipelineDeps) {
     const { plan, result } = decision;
     if (!result.allowed) return limited(decision);
     const headers = mode === 'gateway' ? rateLimitHeaders(plan, result, deps.draftHeaders) : null;
-    return { admitted: true, tier, headers };
+    return { admitted: true, tier, shedFirst: deps.limiter.shedFirst(decision.tier), headers };
+  }
+
+  function overloaded(tier: string): Refusal {
+    const retryAfter = shedRetryAfter(Math.random());
+    return refuse(tier, 'overloaded', reply('overloaded', { retryAfter }), [['Retry-After', String(retryAfter)]]);
+  }
+
+  /** The upstream request ended one way or another: give its guard slot back. */
+  function release(req: IncomingMessage): void {
+    const slot = (req as Tagged)[SLOT];
+    if (slot === undefined || deps.guard === null) return;
+    (req as Tagged)[SLOT] = undefined;
+    deps.guard.release(slot === SLOT_SHED_FIRST);
   }
 
   /** 429: `quota_exceeded` when the quota binds, else `rate_limited` (SPEC §9). */
@@ -181,6 +210,18 @@ export function createPipeline(deps: PipelineDeps) {
             metrics.requestDuration.observe((performance.now() - started) / 1000);
             return;
           }
+          const guard = deps.guard;
+          if (guard !== null) {
+            // Refused at once, never queued: the lowest priority may hold only half the slots.
+            if (!guard.tryAcquire(verdict.shedFirst)) {
+              const shed = overloaded(verdict.tier);
+              settle(req, shed);
+              sendError(res, shed.error, shed.headers ?? undefined);
+              metrics.requestDuration.observe((performance.now() - started) / 1000);
+              return;
+            }
+            (req as Tagged)[SLOT] = verdict.shedFirst ? SLOT_SHED_FIRST : SLOT_OTHER;
+          }
           (req as Tagged)[STARTED] = started;
           deps.proxy.web(req, res, verdict.tier, verdict.headers);
         } catch (err) {
@@ -216,11 +257,18 @@ export function createPipeline(deps: PipelineDeps) {
 
     /** The proxied response is complete. */
     onUpstreamEnd(req: IncomingMessage): void {
+      release(req);
       observeEnd(req);
     },
 
+    /** The client left before the response ended; the upstream request was cancelled. */
+    onUpstreamCancelled(req: IncomingMessage): void {
+      release(req);
+    },
+
     /** The upstream answered: the request counts as allowed. */
-    onUpstreamHead(req: IncomingMessage, seconds: number): void {
+    onUpstreamHead(req: IncomingMessage, seconds: number, status: number): void {
+      deps.signals.response(seconds, status);
       metrics.upstreamDuration.observe(seconds);
       metrics.outcomes((req as Tagged)[TIER] ?? 'none').allowed.inc();
     },
@@ -228,7 +276,10 @@ export function createPipeline(deps: PipelineDeps) {
     /** `headers`: the rate-limit headers the response would have had, also on the error. */
     onUpstreamError(req: IncomingMessage, where: ServerResponse | Duplex, error: ErrorReply, err: Error, headers: HeaderList | null): void {
       const tier = (req as Tagged)[TIER] ?? 'none';
+      release(req);
       observeEnd(req);
+      // Refused, reset or timed out: each is overload-class (SPEC §8), unlike a plain 500 answer.
+      if ((req as Tagged)[STARTED] !== undefined) deps.signals.failure(true);
       log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, status: error.status }, 'upstream failed');
       if ('setHeader' in where) {
         if (!where.headersSent) metrics.outcomes(tier).upstream_error.inc();

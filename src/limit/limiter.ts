@@ -36,10 +36,16 @@ export interface LimiterDeps {
   readonly onFallback: () => void;
 }
 
-/** What the hot path remembers per key record: its plan of cost 1 under the tiers and health in force. */
+/** What the hot path remembers per key record: its plan of cost 1 under the tiers, health and ramp in force. */
 interface Planned extends PlannedRequest {
   readonly tiers: TierSet;
   readonly health: HealthStatus;
+  readonly ramp: number;
+}
+
+function shedPriorityOf(tiers: TierSet): number | null {
+  const priorities = [...tiers.tiers.values()].map((t) => t.priority);
+  return Math.max(...priorities) > tiers.lowestPriority ? tiers.lowestPriority : null;
 }
 
 /** `fn`'s value as a promise, or its exception as a rejection. */
@@ -51,11 +57,16 @@ function settled<T>(fn: () => T): Promise<T> {
   }
 }
 
-/** The key's tier with the key's own `limits` over it (SPEC §9); burst never below limit. */
+/**
+ * The key's tier with the key's own `limits` over it (SPEC §9). Burst is never below limit:
+ * a key that sets only `burst` below its tier's limit has its limit lowered to it; one that
+ * sets only `limit` above its tier's burst has its burst raised to it.
+ */
 export function applyKeyLimits(tier: Tier, limits: KeyLimits | undefined): Tier {
   if (limits === undefined) return tier;
   const merged = { ...tier, ...limits } as Tier;
-  return merged.burst < merged.limit ? { ...merged, burst: merged.limit } : merged;
+  if (merged.burst >= merged.limit) return merged;
+  return limits.limit === undefined ? { ...merged, limit: merged.burst } : { ...merged, burst: merged.limit };
 }
 
 /** Day of the month (1–31, UTC) of an ISO-8601 instant: a monthly `"anchor":"key"` quota resets on it. */
@@ -72,23 +83,37 @@ export class Limiter {
   /** Per key record (the key cache hands out the same object while fresh): no work per request. */
   private planned = new WeakMap<StoredKey, Planned>();
 
-  constructor(private readonly deps: LimiterDeps, private tiers: TierSet) {}
+  /** The priority the in-flight guard sheds first; null when every tier has the same one. */
+  private shedPriority: number | null;
+
+  constructor(private readonly deps: LimiterDeps, private tiers: TierSet) {
+    this.shedPriority = shedPriorityOf(tiers);
+  }
 
   setTiers(tiers: TierSet): void {
     this.tiers = tiers;
+    this.shedPriority = shedPriorityOf(tiers);
     this.planned = new WeakMap();
     this.deps.denyCache.clear();
+  }
+
+  /** Whether requests of `tier` may hold only half of the in-flight guard's slots. */
+  shedFirst(tier: Tier): boolean {
+    return tier.priority === this.shedPriority;
   }
 
   get tierSet(): TierSet {
     return this.tiers;
   }
 
-  /** The counters this key's request meets, counting `cost` (1–1000); null when its tier is not in force. */
-  request(key: StoredKey, health: HealthStatus, cost = 1): PlannedRequest | null {
+  /**
+   * The counters this key's request meets, counting `cost` (1–1000); null when its tier is not
+   * in force. `ramp`: how far limits have come back after an automatic recovery (policy.effectiveLimit).
+   */
+  request(key: StoredKey, health: HealthStatus, cost = 1, ramp = 1): PlannedRequest | null {
     let p = this.planned.get(key);
-    if (p === undefined || p.tiers !== this.tiers || p.health !== health) {
-      const built = this.build(key, health);
+    if (p === undefined || p.tiers !== this.tiers || p.health !== health || p.ramp !== ramp) {
+      const built = this.build(key, health, ramp);
       if (built === null) return null;
       p = built;
       this.planned.set(key, p);
@@ -96,20 +121,20 @@ export class Limiter {
     return cost === 1 ? p : { tier: p.tier, plan: { subject: p.plan.subject, template: p.plan.template, cost } };
   }
 
-  private build(key: StoredKey, health: HealthStatus): Planned | null {
+  private build(key: StoredKey, health: HealthStatus, ramp: number): Planned | null {
     const base = this.tiers.tiers.get(key.tier);
     if (base === undefined) return null;
     const tier = applyKeyLimits(base, key.limits);
     const template: PlanTemplate = compileTemplate({
       tierName: base.name,
       algorithm: tier.algorithm,
-      mainLimit: effectiveLimit(tier, health),
+      mainLimit: effectiveLimit(tier, health, ramp),
       windowSeconds: this.tiers.windowSeconds,
       windows: tier.windows,
       quota: tier.quota,
       keyDay: tier.quota?.anchor === 'key' ? anchorDay(key.createdAt) : 1,
     });
-    return { tiers: this.tiers, health, tier, plan: { subject: planSubject(key.id, key.identity), template, cost: 1 } };
+    return { tiers: this.tiers, health, ramp, tier, plan: { subject: planSubject(key.id, key.identity), template, cost: 1 } };
   }
 
   /**
