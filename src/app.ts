@@ -31,6 +31,8 @@ import { audit, type Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { createUpstreamProxy } from './proxy/upstreamProxy';
 import { createRedisClient } from './redisClient';
+import { RouteTable } from './routes/routeTable';
+import type { RoutesParseResult } from './routes/routes';
 import { MemoryControl, type Control, type ControlEvent } from './sync/control';
 import { RedisControl } from './sync/redisControl';
 
@@ -44,6 +46,8 @@ export interface AppOptions {
   readonly readyCheck?: () => boolean;
   /** A reload succeeded here (the primary tells its workers to reload too). */
   readonly onTiersReloaded?: (actor: string) => void;
+  /** A routes reload succeeded here (the primary tells its workers to reload too). */
+  readonly onRoutesReloaded?: (actor: string) => void;
 }
 
 export interface App {
@@ -54,6 +58,7 @@ export interface App {
    */
   stop(opts?: { beforeClose?: () => Promise<void> }): Promise<void>;
   reloadTiers(actor: string): Promise<TierParseResult>;
+  reloadRoutes(actor: string): Promise<RoutesParseResult>;
   readonly metrics: Metrics;
 }
 
@@ -87,6 +92,16 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const tiersResult = await readTiersFile(config.tiersFile);
   if (!tiersResult.ok) throw new GatewayError('invalid_config', `invalid setting TIERS_FILE: ${tiersResult.reasons.join('; ')}`);
   let tiers: TierSet = tiersResult.tiers;
+  const routes = new RouteTable({
+    file: config.routesFile,
+    tierNames: () => new Set(tiers.tiers.keys()),
+    log,
+    onReload: (ok, actor) => {
+      if (ok) options.onRoutesReloaded?.(actor);
+    },
+  });
+  const routesResult = await routes.load();
+  if (!routesResult.ok) throw new GatewayError('invalid_config', `invalid setting ROUTES_FILE: ${routesResult.reasons.join('; ')}`);
 
   // Stores: the Redis client comes from redisClient.ts, the one place that configures ioredis.
   let redis: Redis | Cluster | null = null;
@@ -277,6 +292,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         return r.ok ? { ok: true, tiers: tiersToJson(r.tiers) } : r;
       },
     },
+    routes: {
+      current: () => routes.toJson(),
+      async reload(actor) {
+        const r = await routes.reload(actor);
+        return r.ok ? { ok: true, routes: routes.toJson() } : r;
+      },
+    },
     blocks: {
       list: async () => blockStore.list(),
       async unblock(ip, actor) {
@@ -342,6 +364,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   return {
     metrics,
     reloadTiers,
+    reloadRoutes: (actor) => routes.reload(actor),
     async start() {
       if (redis !== null && !(await waitForRedis(5000))) {
         log.error('redis not reachable at startup; serving with STORE_FAILURE_MODE until it is');
@@ -363,6 +386,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       }, SYNC_INTERVAL_MS);
       syncTimer.unref();
       stopWatching = watchTiersFile(config.tiersFile, () => { void reloadTiers(FILE_WATCH); });
+      routes.watch(FILE_WATCH);
       const port = role === 'admin' ? null : await listen(proxyServer, config.port, config.host);
       const adminPort = role === 'proxy' ? null : await listen(admin, config.adminPort, config.adminHost);
       log.info({ port, adminPort, store: config.store, upstream: config.upstreamUrl, role }, 'tollgate listening');
@@ -372,6 +396,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       draining = true;
       if (opts?.beforeClose) await opts.beforeClose();
       stopWatching();
+      routes.close();
       if (syncTimer) clearInterval(syncTimer);
       const closed = new Promise<void>((resolve) => {
         if (!proxyServer.listening) return resolve();

@@ -17,6 +17,7 @@ import { clusterMetricsSource, reportToPrimary } from './observability/metrics';
  */
 
 const RELOAD_TIERS = 'tollgate:reload-tiers';
+const RELOAD_ROUTES = 'tollgate:reload-routes';
 const SHUTDOWN = 'tollgate:shutdown';
 
 function isMessage(m: unknown, type: string): m is { type: string; actor?: unknown } {
@@ -52,7 +53,7 @@ async function startApp(config: Config, log: Logger, options: AppOptions): Promi
 }
 
 /**
- * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers.
+ * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers and routes.
  * Returns the drain, for a worker to run when its primary asks (which is never "second").
  */
 function installSignals(log: Logger, stop: () => Promise<void>, reload: () => void): (reason: string) => void {
@@ -81,24 +82,30 @@ function installSignals(log: Logger, stop: () => Promise<void>, reload: () => vo
 
 async function runSingle(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'all' });
-  installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); });
+  installSignals(log, () => app.stop(), () => reloadAll(app));
+}
+
+function reloadAll(app: App): void {
+  void app.reloadTiers('SIGHUP');
+  void app.reloadRoutes('SIGHUP');
 }
 
 async function runWorker(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'proxy' });
   reportToPrimary(app.metrics);
-  const drain = installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); });
+  const drain = installSignals(log, () => app.stop(), () => reloadAll(app));
   process.on('message', (m: unknown) => {
     if (isMessage(m, RELOAD_TIERS)) void app.reloadTiers(String(m.actor ?? 'primary'));
+    if (isMessage(m, RELOAD_ROUTES)) void app.reloadRoutes(String(m.actor ?? 'primary'));
     if (isMessage(m, SHUTDOWN)) drain('primary');
   });
 }
 
 async function runPrimary(config: Config, log: Logger): Promise<void> {
   let stopping = false;
-  const broadcast = (actor: string) => {
+  const broadcast = (type: string) => (actor: string) => {
     if (actor === FILE_WATCH) return; // every worker watches the file itself
-    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: RELOAD_TIERS, actor });
+    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type, actor });
   };
   const fork = () => cluster.fork();
   let restarts = 0;
@@ -116,7 +123,8 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, {
     role: 'admin',
     metricsOverride: clusterMetricsSource(),
-    onTiersReloaded: broadcast,
+    onTiersReloaded: broadcast(RELOAD_TIERS),
+    onRoutesReloaded: broadcast(RELOAD_ROUTES),
     readyCheck: () => listening.size >= config.workers,
   });
   log.info({ workers: config.workers }, 'primary started workers');
@@ -139,7 +147,7 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
       const adminStopped = app.stop({ beforeClose: stopWorkers });
       await adminStopped;
     },
-    () => { void app.reloadTiers('SIGHUP'); },
+    () => reloadAll(app),
   );
 }
 
