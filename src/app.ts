@@ -215,6 +215,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   let stopWatching: () => void = () => undefined;
   async function reloadTiers(actor: string): Promise<TierParseResult> {
     const r = await readTiersFile(config.tiersFile);
+    metrics.configReload('tiers', r.ok);
     if (!r.ok) {
       audit(log, 'tiers.rejected', { reasons: r.reasons, actor });
       return r;

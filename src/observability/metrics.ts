@@ -4,10 +4,13 @@ import type { HealthStatus } from '../limit/policy';
 
 export type Outcome = 'allowed' | 'limited' | 'unauthorized' | 'blocked' | 'upstream_error' | 'unavailable';
 export type BreakerState = 'closed' | 'open' | 'half_open';
+/** The files tollgate reloads at run time (SPEC §12). */
+export type ConfigFile = 'tiers' | 'routes' | 'tls';
 
 const OUTCOMES: readonly Outcome[] = ['allowed', 'limited', 'unauthorized', 'blocked', 'upstream_error', 'unavailable'];
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
 const HEALTH_STATES: readonly HealthStatus[] = ['NORMAL', 'DEGRADED'];
+const CONFIG_FILES: readonly ConfigFile[] = ['tiers', 'routes', 'tls'];
 
 /** Fine enough for sub-millisecond decisions: from 50 µs up. */
 const FAST_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
@@ -43,6 +46,8 @@ export class Metrics {
   private readonly breaker: Gauge<'state'>;
   readonly storeFallback: Counter;
   readonly blockedIps: Gauge;
+  private readonly configReloads: Counter<'file' | 'result'>;
+  private readonly configLastReloadOk: Gauge<'file'>;
   private readonly byTier = new Map<string, OutcomeCounters>();
   private readonly pending: PendingCount[] = [];
 
@@ -68,6 +73,17 @@ export class Metrics {
     this.breaker = new Gauge({ name: 'tollgate_store_breaker_state', help: 'Store circuit breaker: 1 for the current state, 0 otherwise.', labelNames: ['state'], registers, aggregator: 'max' });
     this.storeFallback = new Counter({ name: 'tollgate_store_fallback_total', help: 'Decisions made by STORE_FAILURE_MODE because the store was unusable.', registers });
     this.blockedIps = new Gauge({ name: 'tollgate_blocked_ips', help: 'Client IPs blocked for sending invalid API keys.', registers, aggregator: 'max' });
+    this.configReloads = new Counter({ name: 'tollgate_config_reloads_total', help: 'Reloads of a config file (tiers, routes, tls) by result (ok, rejected).', labelNames: ['file', 'result'], registers });
+    // min across workers (WORKERS > 1): the fleet's file is "not ok" as soon as one worker
+    // rejected it, which is what TollgateConfigRejected must see; max would hide that worker.
+    this.configLastReloadOk = new Gauge({ name: 'tollgate_config_last_reload_ok', help: 'Whether the last reload of a config file succeeded (1) or was rejected (0); 1 before any reload.', labelNames: ['file'], registers, aggregator: 'min' });
+    // Series exist from the start (the file loaded at start-up is in force), so alerts and
+    // dashboards see them before the first reload.
+    for (const file of CONFIG_FILES) {
+      this.configReloads.inc({ file, result: 'ok' }, 0);
+      this.configReloads.inc({ file, result: 'rejected' }, 0);
+      this.configLastReloadOk.set({ file }, 1);
+    }
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
     this.setHealth('NORMAL');
     this.setBreaker('closed');
@@ -95,6 +111,12 @@ export class Metrics {
 
   setBreaker(state: BreakerState): void {
     for (const s of BREAKER_STATES) this.breaker.set({ state: s }, s === state ? 1 : 0);
+  }
+
+  /** One reload of `file` was attempted: it is now in force (`ok`) or was rejected. */
+  configReload(file: ConfigFile, ok: boolean): void {
+    this.configReloads.inc({ file, result: ok ? 'ok' : 'rejected' });
+    this.configLastReloadOk.set({ file }, ok ? 1 : 0);
   }
 
   text(): Promise<string> {

@@ -199,8 +199,10 @@ describe('the live /metrics output (SPEC §5)', () => {
     const live = parseExposition(metricsText);
     const allowedValues: Record<string, RegExp> = {
       tier: /^(none|free|pro|enterprise)$/,
-      outcome: /^(allowed|limited|unauthorized|blocked|upstream_error|unavailable)$/,
-      state: /^(NORMAL|DEGRADED|closed|open|half_open)$/,
+      outcome: /^(allowed|limited|unauthorized|blocked|upstream_error|unavailable|overloaded)$/,
+      state: /^(NORMAL|DEGRADED|CRITICAL|closed|open|half_open)$/,
+      file: /^(tiers|routes|tls)$/,
+      result: /^(ok|rejected)$/,
       le: /^(\+Inf|\d+(\.\d+)?(e[-+]?\d+)?)$/,
     };
     const problems: string[] = [];

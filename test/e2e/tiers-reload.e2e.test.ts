@@ -33,6 +33,12 @@ async function startOnTiersFile(prefix: string): Promise<{ dir: string; file: st
   }
 }
 
+/** One series' value on the admin port's /metrics (undefined when absent). */
+async function metric(gw: GatewayProcess, series: string): Promise<number | undefined> {
+  const line = (await get(`${gw.adminUrl}/metrics`)).body.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
 /** Resolves once the key's limit header reads `limit`; fails after `ms`. */
 function limitBecomes(gw: GatewayProcess, key: string, limit: string, ms: number): Promise<boolean> {
   return waitFor(`limit ${limit} in force`, async () => (await limitOf(gw, key)) === limit, ms);
@@ -56,11 +62,16 @@ test('invalid file → 400 with every reason, old limits still enforced; valid f
     expect((await httpRequest(`${gw.adminUrl}/admin/tiers/reload`, { method: 'POST' })).status).toBe(400);
     expect(await limitOf(gw, key)).toBe('20');
     await gw.waitForOutput('"event":"tiers.rejected"');
+    // SPEC §12: the rejection is visible to alerting (the file watcher may have counted more).
+    expect(await metric(gw, 'tollgate_config_last_reload_ok{file="tiers"}')).toBe(0);
+    expect(await metric(gw, 'tollgate_config_reloads_total{file="tiers",result="rejected"}')).toBeGreaterThanOrEqual(2);
 
     writeFileSync(file, JSON.stringify({ ...SHIPPED_TIERS, tiers: { ...SHIPPED_TIERS.tiers, free: { limit: 5, burst: 5, degraded: 1 } } }));
     await limitBecomes(gw, key, '5', 2000);
     expect((await get(`${gw.adminUrl}/admin/tiers`)).json()).toMatchObject({ tiers: { free: { limit: 5, burst: 5, degraded: 1 } } });
     await gw.waitForOutput('"event":"tiers.reloaded"');
+    expect(await metric(gw, 'tollgate_config_last_reload_ok{file="tiers"}')).toBe(1);
+    expect(await metric(gw, 'tollgate_config_reloads_total{file="tiers",result="ok"}')).toBeGreaterThanOrEqual(1);
   } finally {
     await gw.stop();
   }

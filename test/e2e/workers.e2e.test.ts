@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { waitFor } from '../support/processes';
 import { startGateway, type GatewayProcess } from '../support/gateway';
 import { burst, countStatuses } from '../support/http';
 import { startRedis, type RedisServer } from '../support/redis';
@@ -9,10 +11,11 @@ import { SHIPPED_TIERS, createKey, get, setHealth, writeTiers, EXACT } from './f
 let upstream: Upstream;
 let redis: RedisServer;
 let gw: GatewayProcess;
+let tiersFile: string;
 
 beforeAll(async () => {
   [upstream, redis] = await Promise.all([startUpstream(), startRedis()]);
-  const tiersFile = writeTiers({ ...SHIPPED_TIERS, windowSeconds: 3600 });
+  tiersFile = writeTiers({ ...SHIPPED_TIERS, windowSeconds: 3600 });
   gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, WORKERS: '2', TIERS_FILE: tiersFile } });
 });
 afterAll(async () => {
@@ -47,6 +50,19 @@ test('an admin health switch applies to both workers', async () => {
   } finally {
     await setHealth(gw.adminUrl, 'NORMAL');
   }
+});
+
+test('a rejected tiers file shows as tollgate_config_last_reload_ok 0 on the primary\'s /metrics until it is fixed', async () => {
+  const lastOk = async () => metricValue((await get(`${gw.adminUrl}/metrics`)).body, 'tollgate_config_last_reload_ok{file="tiers"}');
+  expect(await lastOk()).toBe(1);
+  writeFileSync(tiersFile, '{ not json');
+  try {
+    // Each worker's file watcher rejects it; the primary aggregates the gauge by min.
+    await waitFor('last_reload_ok 0', async () => (await lastOk()) === 0, 5000);
+  } finally {
+    writeFileSync(tiersFile, JSON.stringify({ ...SHIPPED_TIERS, windowSeconds: 3600 }));
+  }
+  await waitFor('last_reload_ok 1', async () => (await lastOk()) === 1, 5000);
 });
 
 test('SIGTERM drains the workers and the primary exits 0', async () => {
