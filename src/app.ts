@@ -27,7 +27,8 @@ import type { LimitStore } from './limit/store';
 import { StoreBreaker } from './limit/storeBreaker';
 import { readTiersFile, watchTiersFile } from './limit/tiersFile';
 import { tiersToJson, type TierParseResult, type TierSet } from './limit/tiers';
-import { audit, type Logger } from './observability/logger';
+import { accessLogWriter, audit, flushLogs, type Logger } from './observability/logger';
+import { AccessLog } from './gateway/accessLog';
 import { Metrics } from './observability/metrics';
 import { createUpstreamProxy } from './proxy/upstreamProxy';
 import { createRedisClient } from './redisClient';
@@ -97,6 +98,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     tierNames: () => new Set(tiers.tiers.keys()),
     log,
     onReload: (ok, actor) => {
+      metrics.configReload('routes', ok);
       if (ok) options.onRoutesReloaded?.(actor);
     },
   });
@@ -234,7 +236,9 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     draining: () => draining,
     onError: (code, req, where, err, headers) => pipeline.onUpstreamError(req, where, reply(code), err, headers),
     onResponseHead: (req, seconds) => pipeline.onUpstreamHead(req, seconds),
-    onResponseEnd: (req) => pipeline.onUpstreamEnd(req),
+    onResponseEnd: (req, res) => pipeline.onUpstreamEnd(req, res),
+    onClientGone: (req) => pipeline.onClientGone(req),
+    dropKeyHeader: config.forwardApiKey ? null : config.apiKeyHeader.toLowerCase(),
   });
   const blockPolicy = { invalidKeyLimit: config.invalidKeyLimit, windowMs: config.invalidKeyWindowS * 1000, blockMs: config.ipBlockS * 1000 };
   const pipeline = createPipeline({
@@ -250,6 +254,9 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     metrics,
     log,
     draining: () => draining,
+    routes,
+    limitMode: config.limitMode,
+    accessLog: config.accessLog ? new AccessLog({ write: accessLogWriter(), sample: config.accessLogSample }) : null,
     onInvalidKey: async (ip) => {
       const block = breaker === null
         ? await blockStore.recordInvalid(ip, blockPolicy)
@@ -427,6 +434,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       if (redis !== null) {
         await redis.quit().catch(() => redis?.disconnect());
       }
+      // Every access-log line of the drained requests is on stdout before the process exits.
+      await flushLogs();
     },
   };
 }

@@ -11,9 +11,15 @@ import { retryAfterSeconds } from '../limit/algorithms';
 import type { LimitDecision, Limiter } from '../limit/limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics, Outcome } from '../observability/metrics';
-import type { UpstreamProxy } from '../proxy/upstreamProxy';
+import type { Forward, UpstreamProxy } from '../proxy/upstreamProxy';
+import type { RouteMatcher } from '../routes/matcher';
+import type { LimitMode } from '../routes/routes';
+import type { AccessLog } from './accessLog';
 import { resolveClientIp, type TrustedProxies } from './clientIp';
 import { rateLimitHeaders } from './rateLimitHeaders';
+import { RequestContext } from './requestContext';
+import { RequestIds } from './requestId';
+import { ANONYMOUS_TIER, anonymousSubject, limitModeOf, tierGate } from './routeStage';
 import { sendError, sendErrorOnSocket, type HeaderList } from '../errorResponse';
 
 export interface PipelineDeps {
@@ -32,6 +38,12 @@ export interface PipelineDeps {
   readonly draining: () => boolean;
   /** Counts a bad key from `ip`; resolves once a resulting block is in force locally. */
   readonly onInvalidKey: (ip: string) => Promise<void>;
+  /** The routes in force (SPEC §10); `matcher` is swapped whole on reload. */
+  readonly routes: { readonly matcher: RouteMatcher };
+  /** LIMIT_MODE: a route's or tier's `mode` overrides it. */
+  readonly limitMode: LimitMode;
+  /** Null when ACCESS_LOG=false. */
+  readonly accessLog: AccessLog | null;
 }
 
 /** Where a request stands after the stages: admitted (with its headers) or refused. */
@@ -39,11 +51,13 @@ type Verdict =
   | { readonly admitted: true; readonly tier: string; readonly headers: HeaderList | null }
   | { readonly admitted: false; readonly tier: string; readonly outcome: Outcome; readonly error: ErrorReply; readonly headers: HeaderList | null };
 
-const TIER = Symbol('tollgate.tier');
-const STARTED = Symbol('tollgate.started');
+const CONTEXT = Symbol('tollgate.context');
 interface Tagged {
-  [TIER]?: string;
-  [STARTED]?: number;
+  [CONTEXT]?: RequestContext;
+}
+
+function contextOf(req: IncomingMessage): RequestContext | undefined {
+  return (req as Tagged)[CONTEXT];
 }
 
 const MISSING_KEY = reply('missing_api_key');
@@ -53,14 +67,33 @@ function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: Head
   return { admitted: false, tier, outcome, error, headers };
 }
 
+function admitted(tier: string, headers: HeaderList | null): Verdict {
+  return { admitted: true, tier, headers };
+}
+
+/** A route with `auth: none`: no key, no limit, no rate-limit headers. */
+const ADMITTED_OPEN = admitted('none', null);
+
+/** The key's identity (SPEC §9) when its record has one. */
+function identityOf(key: StoredKey): string | null {
+  const identity = (key as { identity?: unknown }).identity;
+  return typeof identity === 'string' ? identity : null;
+}
+
 /**
  * The request path, in this fixed order, with an early exit after each stage:
- *   1. client IP   2. blocked?   3. API key   4. key → tier   5. limit decision
- *   6. proxy (rate-limit headers set, X-Tollgate-Tier added)
+ *   0. request id   1. client IP   2. blocked?   3. route (SPEC §10: `auth: none` → 6)
+ *   4. API key (none on an `optional` route → tier anonymous, per client IP)
+ *   5. key → tier, the route's `tiers`   6. limit decision (cost 0 → not counted;
+ *   shadow → a refusal is counted and proxied)   7. proxy to the route's upstream
+ *   (rate-limit headers set, X-Tollgate-Tier/-Key-Id/-Identity and X-Request-Id added)
+ * and one access-log line when the response ends, however it ends.
  */
 export function createPipeline(deps: PipelineDeps) {
   const { metrics, log } = deps;
   const hasher = new KeyHasher();
+  const ids = new RequestIds();
+  const accessLog = deps.accessLog;
 
   async function invalidKey(ip: string): Promise<Verdict> {
     try {
@@ -76,43 +109,81 @@ export function createPipeline(deps: PipelineDeps) {
    * denial, blocked IP): only a store call makes it a promise. Each promise hop on the
    * request path costs an allocation and a microtask turn.
    */
-  function admit(req: IncomingMessage): Verdict | Promise<Verdict> {
+  function admit(req: IncomingMessage, ctx: RequestContext): Verdict | Promise<Verdict> {
     // 1. Client IP
     const ip = resolveClientIp(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], deps.trusted);
+    ctx.ip = ip;
     // 2. Blocked?
     const blockedMs = deps.blocked.remainingMs(ip);
     if (blockedMs > 0) {
       const retryAfter = Math.ceil(blockedMs / 1000);
       return refuse('none', 'blocked', reply('ip_blocked', { retryAfter }), [['Retry-After', String(retryAfter)]]);
     }
-    // 3. API key
+    // 3. Route: `auth: none` needs no key, and is neither limited nor counted.
+    const route = deps.routes.matcher.match(req.method ?? 'GET', req.url ?? '/');
+    ctx.route = route;
+    if (route.auth === 'none') return ADMITTED_OPEN;
+    // 4. API key
     const extracted = extractApiKey(req.headers[deps.apiKeyHeader]);
-    if (extracted.kind === 'missing') return refuse('none', 'unauthorized', MISSING_KEY);
+    if (extracted.kind === 'missing') return route.auth === 'optional' ? anonymous(ctx) : refuse('none', 'unauthorized', MISSING_KEY);
     if (extracted.kind === 'malformed') return invalidKey(ip);
-    // 4. Key → tier
+    // 5. Key → tier
     const hash = hasher.hash(extracted.key);
     const key = deps.auth.cached(hash);
-    if (key === undefined) return deps.auth.resolve(hash).then((resolved) => limit(ip, resolved));
-    return limit(ip, key);
+    if (key === undefined) return deps.auth.resolve(hash).then((resolved) => keyed(ctx, resolved));
+    return keyed(ctx, key);
   }
 
-  function limit(ip: string, key: StoredKey | null): Verdict | Promise<Verdict> {
-    if (key === null || key.disabled) return invalidKey(ip);
-    const planned = deps.limiter.request(key.id, key.tier, deps.health.status);
-    if (planned === null) {
-      log.error({ keyId: key.id, tier: key.tier }, 'key names a tier that is not in force');
-      return invalidKey(ip);
+  /** An `optional` route without a key: tier anonymous, counted per client IP, if tiers.json has it. */
+  function anonymous(ctx: RequestContext): Verdict | Promise<Verdict> {
+    if (ctx.route.cost === 0 && deps.limiter.request(anonymousSubject(ctx.ip), ANONYMOUS_TIER, deps.health.status) !== null) {
+      ctx.tier = ANONYMOUS_TIER;
+      return admitted(ANONYMOUS_TIER, null);
     }
-    // 5. Limit decision
+    return limit(ctx, anonymousSubject(ctx.ip), ANONYMOUS_TIER, MISSING_KEY);
+  }
+
+  function keyed(ctx: RequestContext, key: StoredKey | null): Verdict | Promise<Verdict> {
+    if (key === null || key.disabled) return invalidKey(ctx.ip);
+    ctx.keyId = key.id;
+    ctx.identity = identityOf(key);
+    const refused = tierGate(ctx.route, key.tier);
+    if (refused !== null) return refuse(key.tier, 'unauthorized', refused);
+    ctx.tier = key.tier;
+    // cost 0: authenticated, never counted (and no store call, so no headers to tell).
+    if (ctx.route.cost === 0) return admitted(key.tier, null);
+    return limit(ctx, key.id, key.tier, null);
+  }
+
+  /** `unknownTier`: the answer when the tier is not in force (null: a key naming one is invalid). */
+  function limit(ctx: RequestContext, subject: string, tierName: string, unknownTier: ErrorReply | null): Verdict | Promise<Verdict> {
+    const planned = deps.limiter.request(subject, tierName, deps.health.status);
+    if (planned === null) {
+      if (unknownTier !== null) return refuse('none', 'unauthorized', unknownTier);
+      log.error({ keyId: subject, tier: tierName }, 'key names a tier that is not in force');
+      return invalidKey(ctx.ip);
+    }
+    ctx.tier = tierName;
+    // 6. Limit decision
+    const shadow = limitModeOf(ctx.route, null, deps.limitMode) === 'shadow';
     const t0 = performance.now();
     const held = deps.limiter.heldDenial(planned.tier, planned.req);
-    if (held !== null) return decided(key.tier, held, t0);
-    return deps.limiter.decide(planned.tier, planned.req).then((decision) => decided(key.tier, decision, t0));
+    if (held !== null) return decided(ctx, tierName, held, t0, shadow);
+    return deps.limiter.decide(planned.tier, planned.req).then((decision) => decided(ctx, tierName, decision, t0, shadow));
   }
 
-  function decided(tier: string, decision: LimitDecision, t0: number): Verdict {
+  function decided(ctx: RequestContext, tier: string, decision: LimitDecision, t0: number, shadow: boolean): Verdict {
     metrics.limiterDuration.observe((performance.now() - t0) / 1000);
     const mode = deps.headerMode;
+    if (!decision.result.allowed && shadow) {
+      // Shadow (SPEC §10): counted and logged as the refusal it would be, then proxied
+      // without rate-limit headers, which would tell the client a limit it is not held to.
+      const policy = 'rate';
+      ctx.shadowRefused = policy;
+      metrics.shadowRefusal(tier, policy);
+      log.info({ keyId: ctx.keyId, tier, policy, route: ctx.route.name || null, requestId: ctx.id, limit: decision.limit }, 'shadow mode: the limits would have refused this request');
+      return admitted(tier, null);
+    }
     if (!decision.result.allowed) {
       const headers = rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders });
       const retryAfter = retryAfterSeconds(decision.result.retryAtMs, decision.result.nowMs);
@@ -122,14 +193,14 @@ export function createPipeline(deps: PipelineDeps) {
     const headers = mode === 'gateway'
       ? rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders })
       : null;
-    return { admitted: true, tier, headers };
+    return admitted(tier, headers);
   }
 
   /** Runs `admit`, then `then` with its verdict — at once when there was nothing to wait for. */
-  function withVerdict(req: IncomingMessage, then: (verdict: Verdict) => void): void {
+  function withVerdict(req: IncomingMessage, ctx: RequestContext, then: (verdict: Verdict) => void): void {
     let verdict: Verdict | Promise<Verdict>;
     try {
-      verdict = admit(req);
+      verdict = admit(req, ctx);
     } catch (err) {
       verdict = failure(err);
     }
@@ -137,12 +208,24 @@ export function createPipeline(deps: PipelineDeps) {
     else then(verdict);
   }
 
-  function settle(req: IncomingMessage, verdict: Verdict): void {
-    if (verdict.admitted) {
-      (req as Tagged)[TIER] = verdict.tier;
-    } else {
+  function settle(ctx: RequestContext, verdict: Verdict): void {
+    ctx.tier = verdict.tier;
+    if (!verdict.admitted) {
+      ctx.outcome = verdict.outcome;
       metrics.outcomes(verdict.tier)[verdict.outcome].inc();
     }
+  }
+
+  function forwardOf(ctx: RequestContext): Forward {
+    return { tier: ctx.tier, upstream: ctx.route.upstream, requestId: ctx.id, keyId: ctx.keyId, identity: ctx.identity };
+  }
+
+  /** The response ended (or the client left): its duration and its access-log line. */
+  function finish(req: IncomingMessage, ctx: RequestContext, status: number, outcome: string): void {
+    if (ctx.logged) return;
+    metrics.requestDuration.observe((performance.now() - ctx.started) / 1000);
+    if (accessLog === null) ctx.logged = true;
+    else accessLog.write(ctx, req.method ?? 'GET', req.url ?? '/', status, outcome);
   }
 
   function failure(err: unknown): Verdict {
@@ -151,32 +234,32 @@ export function createPipeline(deps: PipelineDeps) {
     return refuse('none', 'unavailable', reply('internal_error'));
   }
 
-  function observeEnd(req: IncomingMessage): void {
-    const started = (req as Tagged)[STARTED];
-    if (started !== undefined) metrics.requestDuration.observe((performance.now() - started) / 1000);
-  }
 
   return {
     handleRequest(req: IncomingMessage, res: ServerResponse): void {
-      const started = performance.now();
+      // 0. Request id: the client's when valid, else ours; on every response from here on.
+      const ctx = new RequestContext(ids.of(req.headers['x-request-id']), performance.now());
+      (req as Tagged)[CONTEXT] = ctx;
       // A client must not reuse a socket we are about to close (proxied responses: see upstreamProxy).
       if (deps.draining()) res.setHeader('connection', 'close');
-      withVerdict(req, (verdict) => {
+      withVerdict(req, ctx, (verdict) => {
         try {
-          settle(req, verdict);
+          settle(ctx, verdict);
           if (!verdict.admitted) {
-            sendError(res, verdict.error, verdict.headers ?? undefined);
-            metrics.requestDuration.observe((performance.now() - started) / 1000);
+            sendError(res, verdict.error, verdict.headers ?? undefined, ctx.id);
+            finish(req, ctx, verdict.error.status, verdict.outcome);
             return;
           }
-          (req as Tagged)[STARTED] = started;
-          deps.proxy.web(req, res, verdict.tier, verdict.headers);
+          const ours: HeaderList = verdict.headers === null ? [['X-Request-Id', ctx.id]] : verdict.headers;
+          if (verdict.headers !== null) ours.push(['X-Request-Id', ctx.id]);
+          deps.proxy.web(req, res, forwardOf(ctx), ours);
         } catch (err) {
           // Nothing may throw out of here: this can run in a promise callback, and an
           // unhandled rejection would end the process.
           try {
             log.error({ err }, 'request failed after admission');
-            sendError(res, reply('internal_error'));
+            sendError(res, reply('internal_error'), undefined, ctx.id);
+            finish(req, ctx, 500, 'unavailable');
           } catch {
             res.destroy();
           }
@@ -186,15 +269,20 @@ export function createPipeline(deps: PipelineDeps) {
 
     handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
       socket.on('error', () => socket.destroy());
-      withVerdict(req, (verdict) => {
+      const ctx = new RequestContext(ids.of(req.headers['x-request-id']), performance.now());
+      (req as Tagged)[CONTEXT] = ctx;
+      withVerdict(req, ctx, (verdict) => {
         try {
-          settle(req, verdict);
+          settle(ctx, verdict);
           if (!verdict.admitted) {
-            sendErrorOnSocket(socket, verdict.error, verdict.headers ?? undefined);
+            sendErrorOnSocket(socket, verdict.error, verdict.headers ?? undefined, ctx.id);
+            finish(req, ctx, verdict.error.status, verdict.outcome);
             return;
           }
           metrics.outcomes(verdict.tier).allowed.inc();
-          deps.proxy.ws(req, socket, head, verdict.tier);
+          // The line is written when the upgrade is handed on: the socket may stay open for hours.
+          finish(req, ctx, 101, 'allowed');
+          deps.proxy.ws(req, socket, head, forwardOf(ctx));
         } catch (err) {
           log.error({ err }, 'upgrade failed after admission');
           socket.destroy();
@@ -203,24 +291,38 @@ export function createPipeline(deps: PipelineDeps) {
     },
 
     /** The proxied response is complete. */
-    onUpstreamEnd(req: IncomingMessage): void {
-      observeEnd(req);
+    onUpstreamEnd(req: IncomingMessage, res: ServerResponse): void {
+      const ctx = contextOf(req);
+      if (ctx !== undefined) finish(req, ctx, res.statusCode, 'allowed');
+    },
+
+    /** The client went away before its response ended. */
+    onClientGone(req: IncomingMessage): void {
+      const ctx = contextOf(req);
+      // 499: nginx's status for a client that closed the connection first.
+      if (ctx !== undefined) finish(req, ctx, 499, 'client_closed');
     },
 
     /** The upstream answered: the request counts as allowed. */
     onUpstreamHead(req: IncomingMessage, seconds: number): void {
       metrics.upstreamDuration.observe(seconds);
-      metrics.outcomes((req as Tagged)[TIER] ?? 'none').allowed.inc();
+      const ctx = contextOf(req);
+      if (ctx !== undefined) ctx.upstreamMs = seconds * 1000;
+      metrics.outcomes(ctx?.tier ?? 'none').allowed.inc();
     },
 
     /** `headers`: the rate-limit headers the response would have had, also on the error. */
     onUpstreamError(req: IncomingMessage, where: ServerResponse | Duplex, error: ErrorReply, err: Error, headers: HeaderList | null): void {
-      const tier = (req as Tagged)[TIER] ?? 'none';
-      observeEnd(req);
-      log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, status: error.status }, 'upstream failed');
+      const ctx = contextOf(req);
+      const tier = ctx?.tier ?? 'none';
+      log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, status: error.status, requestId: ctx?.id }, 'upstream failed');
       if ('setHeader' in where) {
-        if (!where.headersSent) metrics.outcomes(tier).upstream_error.inc();
-        sendError(where, error, headers ?? undefined);
+        const before = where.headersSent;
+        if (!before) metrics.outcomes(tier).upstream_error.inc();
+        // Ours, without the X-Request-Id that sendError adds with the body's requestId.
+        const rest = headers === null || ctx === undefined ? headers : headers.filter((h) => h[0] !== 'X-Request-Id');
+        sendError(where, error, rest ?? undefined, ctx?.id);
+        if (ctx !== undefined) finish(req, ctx, before ? where.statusCode : error.status, 'upstream_error');
       } else {
         where.destroy();
       }

@@ -7,7 +7,7 @@ import type { HeaderMode } from '../config/load';
 import type { ErrorCode } from '../errors';
 import type { HeaderList } from '../errorResponse';
 import { upstreamErrorCode } from './upstreamErrors';
-import { cleanUpgradeHeaders, requestHasBody, requestHead, responseHead } from './forwardingHeaders';
+import { cleanUpgradeHeaders, requestHasBody, requestHead, responseHead, type ForwardedFor } from './forwardingHeaders';
 
 /*
  * Plain HTTP requests go to the upstream through an undici Pool (Node's own HTTP/1.1
@@ -34,15 +34,37 @@ export interface UpstreamProxyOptions {
   /** The upstream's response head arrived. */
   readonly onResponseHead: (req: http.IncomingMessage, seconds: number) => void;
   /** The upstream's response body ended (and so ours). */
-  readonly onResponseEnd: (req: http.IncomingMessage) => void;
+  readonly onResponseEnd: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** The client went away before the response ended (the upstream request is cancelled). */
+  readonly onClientGone?: (req: http.IncomingMessage) => void;
+  /** The API key header (lower case) to leave out upstream (FORWARD_API_KEY=false), else null. */
+  readonly dropKeyHeader?: string | null;
+}
+
+/** What an admitted request carries to its upstream (SPEC §3, §10). */
+export interface Forward {
+  readonly tier: string;
+  /** A route's upstream (origin and optional path prefix); null = the default target. */
+  readonly upstream: string | null;
+  readonly requestId: string;
+  readonly keyId: string | null;
+  readonly identity: string | null;
 }
 
 export interface UpstreamProxy {
   /** Proxies an admitted request; `headers` (ours, e.g. rate-limit) go on the response. */
-  web(req: http.IncomingMessage, res: http.ServerResponse, tier: string, headers: HeaderList | null): void;
+  web(req: http.IncomingMessage, res: http.ServerResponse, fwd: Forward, headers: HeaderList | null): void;
   /** A WebSocket upgrade, carried by http-proxy. */
-  ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, tier: string): void;
+  ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, fwd: Forward): void;
   close(): void;
+}
+
+/** One upstream: its kept-alive pool, path prefix and Host. */
+interface Target {
+  readonly url: string;
+  readonly pool: Pool;
+  readonly prefix: string;
+  readonly host: string;
 }
 
 /** What every forwarded request shares. */
@@ -137,13 +159,14 @@ class Forwarding implements Dispatcher.DispatchHandler {
     this.done = true;
     if (this.client[IN_FLIGHT] === this) this.client[IN_FLIGHT] = undefined;
     this.res.end();
-    this.shared.opts.onResponseEnd(this.req);
+    this.shared.opts.onResponseEnd(this.req, this.res);
   }
 
   onError(err: Error): void {
     // Also when undici saw the client's upload end early before our close listener ran:
     // a client that left is not an upstream failure.
     if (this.gone || this.client.destroyed) {
+      if (!this.done) this.shared.opts.onClientGone?.(this.req);
       this.done = true;
       return;
     }
@@ -176,13 +199,26 @@ function timeoutError(): NodeJS.ErrnoException {
 }
 
 export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
-  const target = new URL(opts.target);
-  const prefix = target.pathname.replace(/\/+$/, '');
-  // Keep-alive connections, up to 1,024 at once. undici closes an idle one after 4 s, or
-  // sooner when the upstream's Keep-Alive: timeout=… says so, so that we never write to
-  // a connection the upstream is closing. No response head within the timeout after the
-  // request was sent → 504; the same silence in the middle of a body cuts the response.
-  const pool = new Pool(target.origin, { connections: 1024, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
+  // One kept-alive pool per upstream URL: the default (UPSTREAM_URL) made now, a route's
+  // (SPEC §10) on its first request. A reload that drops a route keeps its pool until
+  // shutdown; upstreams are few, and an idle pool holds no connection after 4 s.
+  const targets = new Map<string, Target>();
+  const targetOf = (url: string): Target => {
+    let t = targets.get(url);
+    if (t === undefined) {
+      const u = new URL(url);
+      // Keep-alive connections, up to 1,024 at once. undici closes an idle one after 4 s, or
+      // sooner when the upstream's Keep-Alive: timeout=… says so, so that we never write to
+      // a connection the upstream is closing. No response head within the timeout after the
+      // request was sent → 504; the same silence in the middle of a body cuts the response.
+      const pool = new Pool(u.origin, { connections: 1024, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
+      t = { url, pool, prefix: u.pathname.replace(/\/+$/, ''), host: u.host };
+      targets.set(url, t);
+    }
+    return t;
+  };
+  const defaultTarget = targetOf(opts.target);
+  const dropKeyHeader = opts.dropKeyHeader ?? null;
   const shared: Shared = { opts, stripUpstreamRateLimit: opts.headerMode !== 'upstream' };
   // WebSocket upgrades only; each gets its own connection (an upgraded one is never reused).
   const wsProxy = httpProxy.createProxyServer({ target: opts.target, xfwd: true, changeOrigin: true, ws: true });
@@ -197,7 +233,8 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   });
 
   return {
-    web(req, res, tier, headers) {
+    web(req, res, fwd, headers) {
+      const target = fwd.upstream === null ? defaultTarget : targetOf(fwd.upstream);
       const client = req.socket as ClientSocket;
       const forwarding = new Forwarding(client, req, res, headers, performance.now(), shared);
       // Cancel upstream when the client goes away: one listener per client connection, not per request.
@@ -207,20 +244,25 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
         client.once('close', onClientClose);
       }
       // undici reports a request it refuses (a header or path it will not send) to onError: a 502.
-      pool.dispatch({
+      const head: ForwardedFor = {
+        remoteAddress: client.remoteAddress ?? '', upstreamHost: target.host, tier: fwd.tier,
+        requestId: fwd.requestId, keyId: fwd.keyId, identity: fwd.identity, dropKeyHeader,
+      };
+      target.pool.dispatch({
         method: req.method ?? 'GET',
-        path: upstreamPath(prefix, req.url ?? '/'),
-        headers: requestHead(req, { remoteAddress: client.remoteAddress ?? '', upstreamHost: target.host, tier }),
+        path: upstreamPath(target.prefix, req.url ?? '/'),
+        headers: requestHead(req, head),
         body: requestHasBody(req) ? req : null,
       }, forwarding);
     },
-    ws(req, socket, head, tier) {
-      cleanUpgradeHeaders(req, tier);
-      wsProxy.ws(req, socket, head);
+    ws(req, socket, head, fwd) {
+      cleanUpgradeHeaders(req, { tier: fwd.tier, requestId: fwd.requestId, keyId: fwd.keyId, identity: fwd.identity, dropKeyHeader });
+      if (fwd.upstream === null) wsProxy.ws(req, socket, head);
+      else wsProxy.ws(req, socket, head, { target: fwd.upstream });
     },
     close() {
       wsProxy.close();
-      pool.destroy().catch(() => undefined);
+      for (const t of targets.values()) t.pool.destroy().catch(() => undefined);
     },
   };
 }
