@@ -4,10 +4,10 @@
 # dependencies, dist/, config/ and the demo echo upstream, and runs as the non-root
 # `node` user.
 #
-#   docker build -t tollgate .
-#   docker run --rm -p 8080:8080 -e UPSTREAM_URL=http://api.internal:3000 tollgate
-#   docker run --rm tollgate node dist/main.js --upstream-url http://api:3000 --port 8081
-#   docker run --rm -e PORT=3000 tollgate node scripts/echo-upstream.js   # demo upstream
+#   docker build -t tollgate:local .        # the tag docker-compose.yml and deploy/kubernetes/ use
+#   docker run --rm -p 8080:8080 -e UPSTREAM_URL=http://api.internal:3000 tollgate:local
+#   docker run --rm tollgate:local node dist/main.js --upstream-url http://api:3000 --port 8081
+#   docker run --rm -e PORT=3000 tollgate:local node scripts/echo-upstream.js   # demo upstream
 
 ARG NODE_IMAGE=node:20-slim
 

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import type { Cluster, Redis } from 'ioredis';
 import { createAdminServer } from './admin/server';
 import { Authenticator } from './auth/authenticator';
@@ -17,6 +16,8 @@ import type { Config } from './config/load';
 import { GatewayError, reply } from './errors';
 import { parseCidrList } from './gateway/clientIp';
 import { createPipeline } from './gateway/pipeline';
+import { createProxyListener } from './gateway/proxyServer';
+import { readTlsPair, watchTlsFiles, type TlsPair } from './gateway/tlsCredentials';
 import { HealthState, type HealthRecord } from './health/healthState';
 import { DenyCache } from './limit/denyCache';
 import { Limiter } from './limit/limiter';
@@ -60,6 +61,8 @@ export interface App {
   stop(opts?: { beforeClose?: () => Promise<void> }): Promise<void>;
   reloadTiers(actor: string): Promise<TierParseResult>;
   reloadRoutes(actor: string): Promise<RoutesParseResult>;
+  /** Re-reads the TLS pair (proxy port only); a bad pair is logged and the old one stays. */
+  reloadTls(actor: string): Promise<void>;
   readonly metrics: Metrics;
 }
 
@@ -104,6 +107,14 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   });
   const routesResult = await routes.load();
   if (!routesResult.ok) throw new GatewayError('invalid_config', `invalid setting ROUTES_FILE: ${routesResult.reasons.join('; ')}`);
+  // Checked in every role, so that a bad pair stops a WORKERS > 1 primary too (exit 2).
+  const tlsFiles = config.tlsCertFile !== null && config.tlsKeyFile !== null ? [config.tlsCertFile, config.tlsKeyFile] as const : null;
+  let tlsPair: TlsPair | null = null;
+  if (tlsFiles !== null) {
+    const r = await readTlsPair(...tlsFiles);
+    if (!r.ok) throw new GatewayError('invalid_config', `invalid setting ${r.setting}: ${r.reason}`);
+    tlsPair = r.pair;
+  }
 
   // Stores: the Redis client comes from redisClient.ts, the one place that configures ioredis.
   let redis: Redis | Cluster | null = null;
@@ -233,6 +244,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     target: config.upstreamUrl,
     timeoutMs: config.upstreamTimeoutMs,
     headerMode: config.rateLimitHeaders,
+    secure: config.tlsCertFile !== null,
     draining: () => draining,
     onError: (code, req, where, err, headers) => pipeline.onUpstreamError(req, where, reply(code), err, headers),
     onResponseHead: (req, seconds) => pipeline.onUpstreamHead(req, seconds),
@@ -322,19 +334,27 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
   });
 
-  const proxyServer = http.createServer(pipeline.handleRequest);
-  proxyServer.on('upgrade', pipeline.handleUpgrade);
-  proxyServer.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
-      socket.destroy();
+  const listener = createProxyListener({
+    tls: tlsPair === null ? null : { pair: tlsPair, minVersion: config.tlsMinVersion },
+    http2: config.http2,
+    onRequest: pipeline.handleRequest,
+    onUpgrade: pipeline.handleUpgrade,
+  });
+  const proxyServer = listener.server;
+  let stopWatchingTls: () => void = () => undefined;
+  async function reloadTls(actor: string): Promise<void> {
+    if (tlsFiles === null || role === 'admin') return;
+    const r = await readTlsPair(...tlsFiles);
+    metrics.configReload('tls', r.ok);
+    if (!r.ok) {
+      log.error({ setting: r.setting, reason: r.reason }, 'TLS pair rejected; the certificate in force stays');
+      audit(log, 'tls.rejected', { reason: r.reason, actor, kept: tlsPair?.fingerprint });
       return;
     }
-    const body = JSON.stringify({ error: 'invalid_request', message: 'Malformed HTTP request.' });
-    socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-  });
-  // Keep-alive from load balancers: outlive their idle timeout so they never reuse a closed socket.
-  proxyServer.keepAliveTimeout = 65_000;
-  proxyServer.headersTimeout = 66_000;
+    listener.setPair(r.pair);
+    tlsPair = r.pair;
+    audit(log, 'tls.reloaded', { fingerprint: r.pair.fingerprint, validTo: r.pair.validTo, actor });
+  }
 
   async function waitForRedis(timeoutMs: number): Promise<boolean> {
     if (redis === null || redis.status === 'ready') return true;
@@ -359,7 +379,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     log.info({ created, total: entries.length }, 'keys file loaded');
   }
 
-  function listen(server: http.Server, port: number, host: string): Promise<number> {
+  function listen(server: Server, port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -373,6 +393,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     metrics,
     reloadTiers,
     reloadRoutes: (actor) => routes.reload(actor),
+    reloadTls,
     async start() {
       if (redis !== null && !(await waitForRedis(5000))) {
         log.error('redis not reachable at startup; serving with STORE_FAILURE_MODE until it is');
@@ -395,9 +416,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       syncTimer.unref();
       stopWatching = watchTiersFile(config.tiersFile, () => { void reloadTiers(FILE_WATCH); });
       routes.watch(FILE_WATCH);
+      if (tlsFiles !== null && role !== 'admin') stopWatchingTls = watchTlsFiles(tlsFiles, () => { void reloadTls(FILE_WATCH); });
       const port = role === 'admin' ? null : await listen(proxyServer, config.port, config.host);
       const adminPort = role === 'proxy' ? null : await listen(admin, config.adminPort, config.adminHost);
-      log.info({ port, adminPort, store: config.store, upstream: config.upstreamUrl, role }, 'tollgate listening');
+      log.info({ port, adminPort, protocol: port === null ? undefined : listener.kind, store: config.store, upstream: config.upstreamUrl, role }, 'tollgate listening');
       return { port, adminPort };
     },
     async stop(opts) {
@@ -405,14 +427,15 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       if (opts?.beforeClose) await opts.beforeClose();
       stopWatching();
       routes.close();
+      stopWatchingTls();
       if (syncTimer) clearInterval(syncTimer);
       const closed = new Promise<void>((resolve) => {
         if (!proxyServer.listening) return resolve();
         proxyServer.close(() => resolve());
       });
-      // Idle keep-alive sockets would hold close() open; in-flight ones finish first.
-      proxyServer.closeIdleConnections();
-      const idleSweep = setInterval(() => proxyServer.closeIdleConnections(), 100);
+      // Idle keep-alive sockets (and h2 sessions) would hold close() open; in-flight ones finish first.
+      listener.closeIdle();
+      const idleSweep = setInterval(() => listener.closeIdle(), 100);
       let timer: NodeJS.Timeout | null = null;
       const timedOut = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(true), config.shutdownTimeoutMs); });
       const late = await Promise.race([closed.then(() => false), timedOut]);
@@ -420,7 +443,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       if (timer) clearTimeout(timer);
       if (late) {
         log.warn({ timeoutMs: config.shutdownTimeoutMs }, 'drain time over; closing remaining connections');
-        proxyServer.closeAllConnections();
+        listener.closeAll();
       }
       await new Promise<void>((resolve) => {
         if (!admin.listening) return resolve();

@@ -18,6 +18,7 @@ import { clusterMetricsSource, reportToPrimary } from './observability/metrics';
 
 const RELOAD_TIERS = 'tollgate:reload-tiers';
 const RELOAD_ROUTES = 'tollgate:reload-routes';
+const RELOAD_TLS = 'tollgate:reload-tls';
 const SHUTDOWN = 'tollgate:shutdown';
 
 function isMessage(m: unknown, type: string): m is { type: string; actor?: unknown } {
@@ -53,7 +54,7 @@ async function startApp(config: Config, log: Logger, options: AppOptions): Promi
 }
 
 /**
- * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers and routes.
+ * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers, routes and the TLS pair.
  * Returns the drain, for a worker to run when its primary asks (which is never "second").
  */
 function installSignals(log: Logger, stop: () => Promise<void>, reload: () => void): (reason: string) => void {
@@ -82,7 +83,7 @@ function installSignals(log: Logger, stop: () => Promise<void>, reload: () => vo
 
 async function runSingle(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'all' });
-  installSignals(log, () => app.stop(), () => reloadAll(app));
+  installSignals(log, () => app.stop(), () => { reloadAll(app); void app.reloadTls('SIGHUP'); });
 }
 
 function reloadAll(app: App): void {
@@ -93,10 +94,11 @@ function reloadAll(app: App): void {
 async function runWorker(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'proxy' });
   reportToPrimary(app.metrics);
-  const drain = installSignals(log, () => app.stop(), () => reloadAll(app));
+  const drain = installSignals(log, () => app.stop(), () => { reloadAll(app); void app.reloadTls('SIGHUP'); });
   process.on('message', (m: unknown) => {
     if (isMessage(m, RELOAD_TIERS)) void app.reloadTiers(String(m.actor ?? 'primary'));
     if (isMessage(m, RELOAD_ROUTES)) void app.reloadRoutes(String(m.actor ?? 'primary'));
+    if (isMessage(m, RELOAD_TLS)) void app.reloadTls(String(m.actor ?? 'primary'));
     if (isMessage(m, SHUTDOWN)) drain('primary');
   });
 }
@@ -147,7 +149,11 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
       const adminStopped = app.stop({ beforeClose: stopWorkers });
       await adminStopped;
     },
-    () => reloadAll(app),
+    () => {
+      reloadAll(app);
+      // The workers hold the proxy port's certificate (each also watches the files itself).
+      for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: RELOAD_TLS, actor: 'SIGHUP' });
+    },
   );
 }
 

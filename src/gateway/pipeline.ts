@@ -240,8 +240,9 @@ export function createPipeline(deps: PipelineDeps) {
       // 0. Request id: the client's when valid, else ours; on every response from here on.
       const ctx = new RequestContext(ids.of(req.headers['x-request-id']), performance.now());
       (req as Tagged)[CONTEXT] = ctx;
-      // A client must not reuse a socket we are about to close (proxied responses: see upstreamProxy).
-      if (deps.draining()) res.setHeader('connection', 'close');
+      // A client must not reuse a socket we are about to close (proxied responses: see
+      // upstreamProxy). h2 forbids the header; its sessions drain by GOAWAY (proxyServer).
+      if (deps.draining() && req.httpVersionMajor === 1) res.setHeader('connection', 'close');
       withVerdict(req, ctx, (verdict) => {
         try {
           settle(ctx, verdict);

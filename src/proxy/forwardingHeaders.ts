@@ -78,6 +78,8 @@ function appendValue(existing: string | undefined, value: string): string {
 /** The parts of a client request its upstream head is built from. */
 export type RequestHeadIn = Pick<http.IncomingMessage, 'rawHeaders' | 'headers'>;
 
+const COLON = 0x3a;
+
 /** What the upstream is told about the client's connection. */
 export interface ForwardedFor {
   /** The client socket's address. */
@@ -86,6 +88,8 @@ export interface ForwardedFor {
   readonly upstreamHost: string;
   /** The tier the request was admitted under (X-Tollgate-Tier). */
   readonly tier: string;
+  /** The client's scheme: `https` on a TLS listener (X-Forwarded-Proto, and port 443 by default). */
+  readonly proto: 'http' | 'https';
   /** X-Request-Id: the client's when valid, else generated. */
   readonly requestId: string;
   /** X-Tollgate-Key-Id (none for a request without a key). */
@@ -109,7 +113,9 @@ function isName(name: string, lower: string): boolean {
  * client's, else its Host), X-Tollgate-Tier, X-Request-Id and X-Tollgate-Key-Id/-Identity
  * (a client's replaced), and without the API key header when `dropKeyHeader` names it
  * (FORWARD_API_KEY=false). A body's Content-Length stays; a chunked
- * body is chunked anew by the upstream client, so Transfer-Encoding goes.
+ * body is chunked anew by the upstream client, so Transfer-Encoding goes. An h2 request's
+ * pseudo-headers (:method, :path, :scheme, :authority) are not headers: they never go on,
+ * and :authority stands for Host (h2 clients send it instead).
  */
 export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
   const raw = req.rawHeaders;
@@ -125,6 +131,10 @@ export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
     const name = raw[i];
     const value = raw[i + 1];
     if (drop !== null && isName(name, drop)) continue;
+    if (name.charCodeAt(0) === COLON) {
+      if (name === ':authority') host ??= value;
+      continue;
+    }
     if (listed !== null || mayMatch(name, REQUEST_FILTER, true)) {
       const lower = name.toLowerCase();
       if (HOP_SET.has(lower)) continue;
@@ -158,8 +168,8 @@ export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
   out.push(
     'Host', fwd.upstreamHost,
     'X-Forwarded-For', appendValue(xff, fwd.remoteAddress),
-    'X-Forwarded-Port', appendValue(xfPort, port === null ? '80' : port[1]),
-    'X-Forwarded-Proto', appendValue(xfProto, 'http'),
+    'X-Forwarded-Port', appendValue(xfPort, port !== null ? port[1] : fwd.proto === 'https' ? '443' : '80'),
+    'X-Forwarded-Proto', appendValue(xfProto, fwd.proto),
     'X-Forwarded-Host', xfHost ?? host ?? '',
     'X-Tollgate-Tier', fwd.tier,
     'X-Request-Id', fwd.requestId,
@@ -169,8 +179,13 @@ export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
   return out;
 }
 
-/** Whether the request has a body to stream to the upstream. */
-export function requestHasBody(req: Pick<http.IncomingMessage, 'headers'>): boolean {
+/**
+ * Whether the request has a body to stream to the upstream. An h2 request says so by its
+ * framing, not its headers (Content-Length is optional there): `endOfStream` is whether
+ * its HEADERS frame ended the stream (undefined over HTTP/1).
+ */
+export function requestHasBody(req: Pick<http.IncomingMessage, 'headers'>, endOfStream?: boolean): boolean {
+  if (endOfStream !== undefined) return !endOfStream;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
@@ -213,25 +228,26 @@ function withoutNames(list: readonly string[], names: readonly string[]): string
 /**
  * The response head for the client as one flat [name, value, …] list, from the upstream's
  * raw one: its headers in their own case and order (repeats such as Set-Cookie kept),
- * without hop-by-hop ones, those named in its Connection, Transfer-Encoding for an HTTP/1.0
- * client, its X-Request-Id (ours goes on), and (unless passed through) its rate-limit
- * headers; then ours. Given to
- * writeHead as a list, Node writes it without building a header map per response.
- * Connection is left to Node (keep-alive or close as the client asked), except "close"
- * while draining, so that no client reuses a socket we are about to close.
+ * without hop-by-hop ones, those named in its Connection, Transfer-Encoding when `dropTE`
+ * (an HTTP/1.0 client cannot read chunks, and h2 forbids the header: Node throws on it),
+ * its X-Request-Id (ours goes on), and (unless passed through) its rate-limit headers;
+ * then ours. Given to writeHead as a
+ * list, Node writes it without building a header map per response. Connection is left to
+ * Node (keep-alive or close as the client asked), except "close" when `closing` (draining
+ * HTTP/1: no client may reuse a socket we are about to close; h2 drains by GOAWAY instead).
  */
-export function responseHead(raw: readonly (Buffer | string)[], http10: boolean, stripRateLimit: boolean, ours: HeaderList | null | undefined, draining: boolean): string[] {
+export function responseHead(raw: readonly (Buffer | string)[], dropTE: boolean, stripRateLimit: boolean, ours: HeaderList | null | undefined, closing: boolean): string[] {
   let out: string[] = [];
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = text(raw[i]);
-    if (http10 || mayMatch(name, RESPONSE_FILTER, true)) {
+    if (dropTE || mayMatch(name, RESPONSE_FILTER, true)) {
       const lower = name.toLowerCase();
       if (lower === 'connection') connection = appendValue(connection, text(raw[i + 1]));
       if (HOP_SET.has(lower) || (stripRateLimit && isRateLimitHeader(lower))) continue;
       // Ours is the one the client gets (an upstream that echoes it would double it).
       if (lower === REQUEST_ID_HEADER) continue;
-      if (http10 && lower === 'transfer-encoding') continue;
+      if (dropTE && lower === 'transfer-encoding') continue;
     }
     out.push(name, text(raw[i + 1]));
   }
@@ -239,6 +255,6 @@ export function responseHead(raw: readonly (Buffer | string)[], http10: boolean,
   const listed = connectionListed(connection);
   if (listed !== null) out = withoutNames(out, listed);
   if (ours) for (const [k, v] of ours) out.push(k, v);
-  if (draining) out.push('Connection', 'close');
+  if (closing) out.push('Connection', 'close');
   return out;
 }

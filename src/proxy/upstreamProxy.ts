@@ -1,5 +1,4 @@
 import type http from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import { Pool, type Dispatcher } from 'undici';
@@ -24,6 +23,8 @@ export interface UpstreamProxyOptions {
   readonly target: string;
   readonly timeoutMs: number;
   readonly headerMode: HeaderMode;
+  /** The proxy port speaks TLS: the upstream is told X-Forwarded-Proto: https. */
+  readonly secure: boolean;
   /** True once shutdown began: responses then say `Connection: close`. */
   readonly draining: () => boolean;
   /**
@@ -73,10 +74,18 @@ interface Shared {
   readonly stripUpstreamRateLimit: boolean;
 }
 
-/** On a client socket: the forwarding in flight on it, and whether we watch the socket. */
+/**
+ * On a client's connection: the forwarding in flight on it, and whether we watch it. The
+ * "connection" of an h2 request is its stream (one request each, many per socket): its
+ * `req.socket` is a proxy onto the session's shared socket, where a mark would be shared
+ * by every stream and a read after the stream ends throws.
+ */
 const IN_FLIGHT = Symbol('tollgate.inFlight');
 const WATCHED = Symbol('tollgate.watched');
-type ClientSocket = Socket & { [IN_FLIGHT]?: Forwarding; [WATCHED]?: boolean };
+type ClientSocket = Duplex & { [IN_FLIGHT]?: Forwarding; [WATCHED]?: boolean };
+
+/** What an h2 compatibility request has beyond IncomingMessage. */
+type MaybeH2 = http.IncomingMessage & { stream?: Duplex & { endAfterHeaders: boolean } };
 
 /** A client that goes away cancels the upstream request still waiting for or reading its response. */
 function onClientClose(this: ClientSocket): void {
@@ -101,7 +110,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
   private gone = false;
 
   constructor(
-    /** The client's socket, kept here: undici unsets `req.socket` once it has read the body. */
+    /** The client's socket (h2: stream), kept here: undici unsets `req.socket` once it has read the body. */
     private readonly client: ClientSocket,
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
@@ -135,8 +144,12 @@ class Forwarding implements Dispatcher.DispatchHandler {
       return false;
     }
     try {
-      const head = responseHead(rawHeaders, req.httpVersion === '1.0', shared.stripUpstreamRateLimit, this.ours, shared.opts.draining());
-      res.writeHead(statusCode, statusText, head);
+      // HTTP/1.0 and h2 (httpVersion "2.0") take no Transfer-Encoding; h2 has no status text
+      // (Node warns on one) and drains by GOAWAY, not Connection: close.
+      const h1 = req.httpVersionMajor === 1;
+      const head = responseHead(rawHeaders, req.httpVersion !== '1.1', shared.stripUpstreamRateLimit, this.ours, h1 && shared.opts.draining());
+      if (h1) res.writeHead(statusCode, statusText, head);
+      else res.writeHead(statusCode, head);
     } catch (err) {
       // A header value Node refuses to send: the client gets a 502, not a crash.
       this.fail(err as Error);
@@ -220,6 +233,7 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   const defaultTarget = targetOf(opts.target);
   const dropKeyHeader = opts.dropKeyHeader ?? null;
   const shared: Shared = { opts, stripUpstreamRateLimit: opts.headerMode !== 'upstream' };
+  const proto = opts.secure ? 'https' : 'http';
   // WebSocket upgrades only; each gets its own connection (an upgraded one is never reused).
   const wsProxy = httpProxy.createProxyServer({ target: opts.target, xfwd: true, changeOrigin: true, ws: true });
 
@@ -235,7 +249,8 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   return {
     web(req, res, fwd, headers) {
       const target = fwd.upstream === null ? defaultTarget : targetOf(fwd.upstream);
-      const client = req.socket as ClientSocket;
+      const stream = (req as MaybeH2).stream;
+      const client: ClientSocket = stream ?? req.socket;
       const forwarding = new Forwarding(client, req, res, headers, performance.now(), shared);
       // Cancel upstream when the client goes away: one listener per client connection, not per request.
       client[IN_FLIGHT] = forwarding;
@@ -245,14 +260,14 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
       }
       // undici reports a request it refuses (a header or path it will not send) to onError: a 502.
       const head: ForwardedFor = {
-        remoteAddress: client.remoteAddress ?? '', upstreamHost: target.host, tier: fwd.tier,
+        remoteAddress: req.socket.remoteAddress ?? '', upstreamHost: target.host, tier: fwd.tier, proto,
         requestId: fwd.requestId, keyId: fwd.keyId, identity: fwd.identity, dropKeyHeader,
       };
       target.pool.dispatch({
         method: req.method ?? 'GET',
         path: upstreamPath(target.prefix, req.url ?? '/'),
         headers: requestHead(req, head),
-        body: requestHasBody(req) ? req : null,
+        body: requestHasBody(req, stream?.endAfterHeaders) ? req : null,
       }, forwarding);
     },
     ws(req, socket, head, fwd) {

@@ -270,8 +270,8 @@ describe('docker-compose.yml', () => {
     expect(copied).toContain(script);
   });
 
-  it('keeps Prometheus and Grafana behind the observability profile', () => {
-    for (const name of ['prometheus', 'grafana']) {
+  it('keeps Prometheus, Alertmanager and Grafana behind the observability profile', () => {
+    for (const name of ['prometheus', 'alertmanager', 'grafana']) {
       expect(service(name).profiles).toEqual(['observability']);
     }
     for (const name of ['redis', 'upstream', 'gateway', 'nginx']) {
@@ -279,6 +279,35 @@ describe('docker-compose.yml', () => {
     }
     expect(publishedPorts(service('prometheus'))).toContainEqual({ hostIp: '127.0.0.1', published: '9091', target: 9090 });
     expect(publishedPorts(service('grafana'))).toContainEqual({ hostIp: '127.0.0.1', published: '3001', target: 3000 });
+    expect(publishedPorts(service('alertmanager'))).toContainEqual({ hostIp: '127.0.0.1', published: '9093', target: 9093 });
+  });
+
+  it('loads observability/alerts.yml into Prometheus and sends its alerts to the Alertmanager service (SPEC §12)', () => {
+    const prometheus = service('prometheus');
+    const config = dict(parse(read('observability/prometheus.yml')), 'prometheus.yml');
+    // rule_files are relative to the config file: both are mounted in the same directory.
+    const configTarget = bindMounts(prometheus).find((m) => m.source === './observability/prometheus.yml')?.target ?? '';
+    const ruleFiles = (config.rule_files as unknown[]).map(String);
+    expect(ruleFiles.length).toBeGreaterThan(0);
+    for (const file of ruleFiles) {
+      const inContainer = file.startsWith('/') ? file : join(configTarget, '..', file);
+      expect({ file, source: mountSourceFor(prometheus, inContainer) }).toEqual({ file, source: './observability/alerts.yml' });
+    }
+
+    const alerting = dict(config.alerting, 'alerting');
+    const targets = (alerting.alertmanagers as unknown[])
+      .flatMap((am) => (dict(am, 'alertmanager').static_configs as unknown[]))
+      .flatMap((sc) => (dict(sc, 'static_config').targets as unknown[]).map(String));
+    expect(targets).toEqual(['alertmanager:9093']);
+    expect(dict(prometheus, 'prometheus').depends_on).toEqual(expect.arrayContaining(['alertmanager']));
+
+    const alertmanager = service('alertmanager');
+    expect(alertmanager.image).toMatch(/^prom\/alertmanager:v0\.\d+\.\d+$/);
+    const configFlag = commandWords(alertmanager).find((word) => word.startsWith('--config.file='));
+    expect(configFlag).toBeDefined();
+    const source = mountSourceFor(alertmanager, (configFlag ?? '').slice('--config.file='.length));
+    expect(source).toBe('./observability/alertmanager.yml');
+    expect(existsSync(join(ROOT, source ?? ''))).toBe(true);
   });
 
   it('points Prometheus at a config that scrapes /metrics on every gateway replica', () => {

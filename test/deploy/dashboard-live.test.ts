@@ -1,9 +1,10 @@
 // The Grafana dashboard against a live gateway's /metrics: every series its queries read
 // exists, with the labels the queries match and group on; and the output is well formed
 // (SPEC §5): every tollgate_* family has HELP and TYPE, label values are bounded (tier,
-// outcome, state, le) and never hold an API key, an IP address or a path. When promtool is
-// on the PATH, `promtool check metrics` must pass as well.
+// outcome, state, le, file, result) and never hold an API key, an IP address or a path; and
+// `promtool check metrics` passes (promtool is required).
 import { spawnSync } from 'node:child_process';
+import { requireBinary } from '../support/binaries';
 import { startGateway, type GatewayProcess } from '../support/gateway';
 import { httpRequest, type HttpResult } from '../support/http';
 import { startUpstream, type Upstream } from '../support/upstream';
@@ -44,7 +45,9 @@ beforeAll(async () => {
   statuses.push((await send(PRO, { 'x-forwarded-for': CLIENT_IP })).status); // 403 ip_blocked
   const free: number[] = [];
   for (let i = 0; i < 21; i++) free.push((await send(FREE)).status); // 20 × 200, then 429
-  expect(statuses).toEqual([200, 401, 401, 401, 403]);
+  // The upstream drops the connection: 502, outcome upstream_error (the alert panels read it).
+  statuses.push((await httpRequest(`${gw().url}/reset`, { headers: { 'x-api-key': PRO } })).status);
+  expect(statuses).toEqual([200, 401, 401, 401, 403, 502]);
   expect(free).toEqual([...Array<number>(20).fill(200), 429]);
 
   const metrics = await httpRequest(`${gw().adminUrl}/metrics`);
@@ -167,17 +170,19 @@ describe('the Grafana dashboard against a live /metrics', () => {
       freeLimited: count('free', 'limited'),
       unauthorized: count('none', 'unauthorized'),
       blocked: count('none', 'blocked'),
-    }).toEqual({ proAllowed: 1, freeAllowed: 20, freeLimited: 1, unauthorized: 3, blocked: 1 });
+      proUpstreamError: count('pro', 'upstream_error'),
+    }).toEqual({ proAllowed: 1, freeAllowed: 20, freeLimited: 1, unauthorized: 3, blocked: 1, proUpstreamError: 1 });
     const gauge = (name: string, labels: Record<string, string> = {}): number | undefined =>
       live.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
     expect(gauge('tollgate_blocked_ips')).toBe(1);
     expect(gauge('tollgate_health_state', { state: 'NORMAL' })).toBe(1);
     expect(gauge('tollgate_health_state', { state: 'DEGRADED' })).toBe(0);
     expect(gauge('tollgate_store_breaker_state', { state: 'closed' })).toBe(1);
-    // 21 allowed requests went upstream; every one of the 26 was timed.
+    // 21 allowed requests got a response head from the upstream (the reset one did not);
+    // every one of the 27 was timed; 23 reached the limiter (not the 401s and the 403).
     expect(gauge('tollgate_upstream_duration_seconds_count')).toBe(21);
-    expect(gauge('tollgate_request_duration_seconds_count')).toBe(26);
-    expect(gauge('tollgate_limiter_duration_seconds_count')).toBe(22);
+    expect(gauge('tollgate_request_duration_seconds_count')).toBe(27);
+    expect(gauge('tollgate_limiter_duration_seconds_count')).toBe(23);
   });
 });
 
@@ -228,15 +233,13 @@ describe('the live /metrics output (SPEC §5)', () => {
     expect(problems).toEqual([]);
   });
 
-  // promtool is not a dependency of the project; where it is installed (`which promtool`),
-  // its verdict is the one SPEC §5 names. SPEC §5 holds the tollgate_* metrics to it;
-  // prom-client's default nodejs_* metrics fail its lint on their own (gauges named
-  // `nodejs_active_handles_total` and the like: "non-counter metrics should not have
-  // _total suffix"), which the project does not control.
-  const promtool = spawnSync('which', ['promtool'], { encoding: 'utf8' }).stdout.trim();
-  // Without promtool the test is reported as skipped, not as passed; the HELP/TYPE and label
-  // checks above still run.
-  (promtool === '' ? test.skip : test)(`passes \`promtool check metrics\` (${promtool === '' ? 'promtool not installed' : promtool})`, () => {
+  // SPEC §5 holds the tollgate_* metrics to `promtool check metrics`; prom-client's default
+  // nodejs_* metrics fail its lint on their own (gauges named `nodejs_active_handles_total`
+  // and the like: "non-counter metrics should not have _total suffix"), which the project
+  // does not control. promtool is required: without it this test fails and says how to
+  // install it.
+  test('passes `promtool check metrics`', () => {
+    const promtool = requireBinary('promtool', 'prometheus');
     const check = (input: string) => {
       const r = spawnSync(promtool, ['check', 'metrics'], { input, encoding: 'utf8', timeout: 20000 });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr, error: r.error?.message };

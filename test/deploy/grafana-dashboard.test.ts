@@ -20,6 +20,9 @@ const SPEC_METRICS = [
   'tollgate_store_breaker_state',
   'tollgate_store_fallback_total',
   'tollgate_blocked_ips',
+  // SPEC §12
+  'tollgate_config_reloads_total',
+  'tollgate_config_last_reload_ok',
 ];
 const HISTOGRAMS = ['tollgate_request_duration_seconds', 'tollgate_limiter_duration_seconds', 'tollgate_upstream_duration_seconds'];
 
@@ -62,6 +65,21 @@ describe('Grafana dashboard', () => {
     }
     expect(find((e) => e.includes('tollgate_store_breaker_state'))).toBeDefined();
     expect(find((e) => e.includes('tollgate_health_state'))).toBeDefined();
+  });
+
+  it('has an "Alerts" row with the alerts Prometheus holds and the conditions of the alerts (SPEC §12)', () => {
+    const rowIndex = dashboard.panels.findIndex((panel) => panel.type === 'row' && panel.title === 'Alerts');
+    expect(rowIndex).toBeGreaterThanOrEqual(0);
+    const row = dashboard.panels[rowIndex];
+    // The row's panels: nested when collapsed, else the panels after it up to the next row.
+    const next = dashboard.panels.findIndex((panel, i) => i > rowIndex && panel.type === 'row');
+    const inRow = [...(row.panels ?? []), ...dashboard.panels.slice(rowIndex + 1, next === -1 ? undefined : next)];
+    const rowExprs = inRow.flatMap(panelExprs);
+    expect(rowExprs.some((e) => /\bALERTS\{[^}]*alertstate="firing"/.test(e))).toBe(true);
+    expect(rowExprs.some((e) => /\bALERTS\{[^}]*alertname=~"Tollgate\.\*"/.test(e))).toBe(true);
+    expect(rowExprs.some((e) => e.includes('tollgate_config_last_reload_ok'))).toBe(true);
+    expect(rowExprs.some((e) => /outcome="upstream_error"/.test(e) && /outcome=~"allowed\|upstream_error"/.test(e))).toBe(true);
+    expect(rowExprs.some((e) => /delta\(tollgate_blocked_ips\[10m\]\)/.test(e))).toBe(true);
   });
 
   it('uses the provisioned Prometheus data source', () => {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 
 export interface HttpResult {
   status: number;
@@ -15,6 +16,7 @@ export interface HttpRequestOptions {
   /** Sent as given: any name (X-Forwarded-For, X-RateLimit-Limit, Host, ...); an array repeats the header. */
   headers?: Record<string, string | string[]>;
   body?: string | Buffer | NodeJS.ReadableStream;
+  /** For an https:// URL, an https.Agent that trusts the test CA (test/support/tlsClient.ts). */
   agent?: http.Agent;
   /** Bound on the whole exchange, head and body. */
   timeoutMs?: number;
@@ -53,7 +55,9 @@ export async function httpRequest(url: string, opts: HttpRequestOptions = {}): P
       reject(error);
     };
 
-    const req = http.request(new URL(url), { method, headers, agent: opts.agent ?? defaultAgent }, (res) => {
+    const secure = url.startsWith('https:');
+    const request = secure ? https.request : http.request;
+    const req = request(new URL(url), { method, headers, agent: opts.agent ?? (secure ? undefined : defaultAgent) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('error', fail);

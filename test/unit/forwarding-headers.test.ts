@@ -15,7 +15,7 @@ function parsed(raw: string[]): RequestHeadIn {
   return { rawHeaders: raw, headers };
 }
 
-const FWD = { remoteAddress: '203.0.113.9', upstreamHost: 'backend:8080', tier: 'pro', requestId: 'req-1', keyId: null, identity: null, dropKeyHeader: null };
+const FWD = { remoteAddress: '203.0.113.9', upstreamHost: 'backend:8080', tier: 'pro', proto: 'http', requestId: 'req-1', keyId: null, identity: null, dropKeyHeader: null } as const;
 
 /** The list as [name, value] pairs, for readable expectations. */
 function pairs(list: readonly string[]): Array<[string, string]> {
@@ -97,6 +97,38 @@ describe('requestHead', () => {
   });
 });
 
+describe('requestHead over TLS and h2', () => {
+  const TLS = { ...FWD, proto: 'https' } as const;
+
+  test('on a TLS listener: X-Forwarded-Proto https, X-Forwarded-Port 443 unless Host names one', () => {
+    const map = (raw: string[]) => new Map(pairs(requestHead(parsed(raw), TLS)));
+    expect(map(['Host', 'api.example.com']).get('X-Forwarded-Proto')).toBe('https');
+    expect(map(['Host', 'api.example.com']).get('X-Forwarded-Port')).toBe('443');
+    expect(map(['Host', 'api.example.com:8443']).get('X-Forwarded-Port')).toBe('8443');
+    expect(map(['X-Forwarded-Proto', 'https', 'Host', 'a']).get('X-Forwarded-Proto')).toBe('https, https');
+  });
+
+  test('h2 pseudo-headers are not forwarded; :authority stands for Host (X-Forwarded-Host, port)', () => {
+    const head = requestHead(parsed([':method', 'POST', ':path', '/v1/x?q=1', ':authority', 'api.example.com:8443', ':scheme', 'https', 'content-type', 'text/plain', 'x-api-key', 'k']), TLS);
+    expect(pairs(head)).toEqual([
+      ['content-type', 'text/plain'],
+      ['x-api-key', 'k'],
+      ['Host', 'backend:8080'],
+      ['X-Forwarded-For', '203.0.113.9'],
+      ['X-Forwarded-Port', '8443'],
+      ['X-Forwarded-Proto', 'https'],
+      ['X-Forwarded-Host', 'api.example.com:8443'],
+      ['X-Tollgate-Tier', 'pro'],
+      ['X-Request-Id', 'req-1'],
+    ]);
+  });
+
+  test('h2: :authority wins over a host header sent as well', () => {
+    const head = new Map(pairs(requestHead(parsed([':authority', 'a.example', 'host', 'b.example']), TLS)));
+    expect(head.get('X-Forwarded-Host')).toBe('a.example');
+  });
+});
+
 describe('requestHasBody', () => {
   test('a body is streamed for a positive Content-Length or any Transfer-Encoding', () => {
     const has = (headers: IncomingHttpHeaders): boolean => requestHasBody({ headers });
@@ -104,6 +136,11 @@ describe('requestHasBody', () => {
     expect(has({ 'content-length': '0' })).toBe(false);
     expect(has({ 'content-length': '12' })).toBe(true);
     expect(has({ 'transfer-encoding': 'chunked' })).toBe(true);
+  });
+
+  test('h2: the framing decides, Content-Length is optional there', () => {
+    expect(requestHasBody({ headers: {} }, false)).toBe(true);
+    expect(requestHasBody({ headers: { 'content-length': '12' } }, true)).toBe(false);
   });
 });
 

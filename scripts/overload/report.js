@@ -1,0 +1,223 @@
+'use strict';
+// The overload experiment's report: a markdown table and a hand-written SVG timeline (state
+// band, goodput per group, overload refusals per second) per mode. Pure: data in, text out.
+
+const STATE_COLOR = { NORMAL: '#43a047', DEGRADED: '#fb8c00', CRITICAL: '#e53935' };
+const GROUP_COLOR = { free: '#9e9e9e', 'pro-within': '#1e88e5', 'pro-above': '#8e24aa', enterprise: '#00897b' };
+const FALLBACK_COLORS = ['#6d4c41', '#3949ab', '#c0ca33', '#d81b60'];
+
+const pct = (x) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(x >= 0.995 && x < 1 ? 1 : 0)} %`);
+const secs = (x) => (x === null || x === undefined ? '—' : `${x.toFixed(1)} s`);
+const ms = (x) => (x === null || x === undefined ? '—' : `${Math.round(x)}`);
+
+function recoverText(r) {
+  if (r.recoverSeconds !== null) return secs(r.recoverSeconds);
+  return r.recovered === false ? 'not by the end' : '—';
+}
+
+function phaseNames(report) {
+  return report.timeline.phases.map((p) => p.name);
+}
+
+function summaryTable(report) {
+  const phases = phaseNames(report);
+  const head = ['mode', ...phases.map((p) => `within-contract goodput, ${p}`), 'detect', 'recover', 'transitions', 'flaps', 'overload refusals', 'shed precision'];
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`];
+  for (const run of report.runs) {
+    if (run.error) {
+      lines.push(`| ${run.mode} | ${phases.map(() => '—').join(' | ')} | failed: ${run.error.split('\n')[0]} | | | | | |`);
+      continue;
+    }
+    const r = run.result;
+    lines.push(`| ${run.mode} | ${phases.map((p) => pct(r.phases[p].withinContractGoodput)).join(' | ')} | ${secs(r.detectSeconds)} | ${recoverText(r)} | ${r.transitionCount} | ${r.flaps} | ${r.overloadRefusals} | ${pct(r.shedPrecision)} |`);
+  }
+  return lines.join('\n');
+}
+
+function detailTable(report) {
+  const head = ['mode', 'phase', 'group', 'sent', '2xx ≤ 1 s', '429', '503 overloaded', 'timeouts', '502/504', 'other', 'p50 ms', 'p99 ms'];
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`];
+  for (const run of report.runs) {
+    if (run.error) continue;
+    for (const p of phaseNames(report)) {
+      for (const g of report.groups) {
+        const c = run.result.phases[p].groups[g.name];
+        const other = (c.otherStatus || 0) + (c.error || 0);
+        lines.push(`| ${run.mode} | ${p} | ${g.name} | ${c.sent} | ${pct(c.goodput)} | ${c.limited} | ${c.overloaded} | ${c.timeout} | ${c.upstreamError} | ${other} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} |`);
+      }
+    }
+  }
+  return lines.join('\n');
+}
+
+function groupsTable(report) {
+  const lines = ['| group | tier | keys | req/s in all | req/s per key | per window per key | tier limit / burst / degraded / critical | contract |', '| --- | --- | --- | --- | --- | --- | --- | --- |'];
+  const w = report.tiers.windowSeconds;
+  for (const g of report.groups) {
+    const t = report.tiers.tiers[g.tier];
+    const perKey = g.rate / g.keys;
+    const degraded = t.degraded ?? t.limit;
+    const critical = t.critical ?? degraded;
+    lines.push(`| ${g.name} | ${g.tier} | ${g.keys} | ${g.rate} | ${+perKey.toFixed(2)} | ${+(perKey * w).toFixed(1)} | ${t.limit} / ${t.burst ?? t.limit} / ${degraded} / ${critical} | ${g.contract} |`);
+  }
+  return lines.join('\n');
+}
+
+function transitionsText(report) {
+  const out = [];
+  for (const run of report.runs) {
+    if (run.error) continue;
+    const list = run.result.transitions.map((t) => `${t.t.toFixed(1)} s ${t.from}→${t.to}`).join(', ') || 'none';
+    const ops = (run.operator || []).map((o) => `${o.t.toFixed(1)} s PUT ${o.status} (${o.code})`).join(', ');
+    out.push(`- **${run.mode}**: ${list}${ops ? `; operator: ${ops}` : ''}; gateway reported mode \`${run.gatewayMode ?? '?'}\``);
+  }
+  return out.join('\n');
+}
+
+function renderMarkdown(report) {
+  const tl = report.timeline;
+  const phases = tl.phases.map((p) => `${p.name} ${p.from}–${p.to} s`).join(', ');
+  const faults = tl.faults.length ? tl.faults.map(([a, b]) => `${a}–${b} s`).join(', ') : 'none';
+  const u = report.upstream;
+  const warnings = (report.warnings || []).map((w) => `> **Warning:** ${w}`).join('\n');
+  return `# Overload experiment: scenario \`${report.scenario}\`, preset \`${report.preset}\`
+
+${report.date}; ${report.wallSeconds} s wall clock for ${report.runs.length} mode(s); node ${report.machine.node}, ${report.machine.cpuCount} × ${report.machine.cpuModel}.
+Command: \`${report.command}\`
+
+Upstream: ${u.slots} slots, ${u.healthyMs} ms per request when healthy (${Math.round((1000 * u.slots) / u.healthyMs)} req/s), ${u.faultMs} ms during the fault (${Math.round((1000 * u.slots) / u.faultMs)} req/s, ${Math.round(100 * (1 - u.healthyMs / u.faultMs))} % of the capacity lost); excess requests queue.
+Fault: ${faults}. Phases: ${phases}. Client timeout ${report.timeoutMs} ms. Flap = a transition undone within ${report.dwell} s.
+${warnings ? `\n${warnings}\n` : ''}
+## Summary
+
+${summaryTable(report)}
+
+Within-contract goodput: share of the requests sent by keys under their tier's \`limit\` (pro-within, enterprise) answered 2xx within ${report.timeoutMs} ms.
+Detect: fault start → first DEGRADED/CRITICAL seen by polling \`GET /admin/health\` every ${report.pollMs} ms. Recover: fault end → NORMAL for good.
+Shed precision: share of the 503 \`overloaded\` refusals that hit free or above-contract requests.
+
+## Transitions
+
+${transitionsText(report)}
+
+## Per group and phase
+
+${detailTable(report)}
+
+## Load and tiers
+
+${groupsTable(report)}
+
+Tiers file (window ${report.tiers.windowSeconds} s, \`${report.tiers.algorithm}\`): \`${JSON.stringify(report.tiers.tiers)}\`
+
+Timeline chart: [${report.svgFile}](${report.svgFile}).
+`;
+}
+
+// ---------------------------------------------------------------- SVG
+
+function esc(s) {
+  return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+function groupColor(name, i) {
+  return GROUP_COLOR[name] || FALLBACK_COLORS[i % FALLBACK_COLORS.length];
+}
+
+function panel(report, run, y0, W) {
+  const left = 70;
+  const right = W - 20;
+  const width = right - left;
+  const seconds = run.result ? run.result.series.state.length : 1;
+  const x = (t) => left + (width * t) / Math.max(1, seconds);
+  const parts = [];
+  parts.push(`<text x="${left}" y="${y0 + 14}" font-size="13" font-weight="bold">${esc(run.mode)}</text>`);
+  if (!run.result) {
+    parts.push(`<text x="${left}" y="${y0 + 40}" font-size="12" fill="#c62828">failed: ${esc((run.error || '').split('\n')[0])}</text>`);
+    return parts.join('\n');
+  }
+  const s = run.result.series;
+  // state band
+  const bandY = y0 + 22;
+  parts.push(`<text x="${left - 6}" y="${bandY + 11}" font-size="10" text-anchor="end">state</text>`);
+  s.state.forEach((st, i) => {
+    parts.push(`<rect x="${x(i).toFixed(1)}" y="${bandY}" width="${(x(i + 1) - x(i) + 0.3).toFixed(1)}" height="14" fill="${st ? STATE_COLOR[st] || '#bdbdbd' : '#e0e0e0'}"/>`);
+  });
+  // goodput plot
+  const gy = bandY + 24;
+  const gh = 120;
+  for (const [a, b] of report.timeline.faults) {
+    parts.push(`<rect x="${x(a).toFixed(1)}" y="${gy}" width="${(x(b) - x(a)).toFixed(1)}" height="${gh}" fill="#ffebee"/>`);
+  }
+  parts.push(`<rect x="${left}" y="${gy}" width="${width}" height="${gh}" fill="none" stroke="#9e9e9e"/>`);
+  for (const v of [0, 0.5, 1]) {
+    const yy = gy + gh * (1 - v);
+    parts.push(`<line x1="${left}" x2="${right}" y1="${yy}" y2="${yy}" stroke="#eeeeee"/>`);
+    parts.push(`<text x="${left - 6}" y="${yy + 4}" font-size="10" text-anchor="end">${v * 100} %</text>`);
+  }
+  parts.push(`<text x="${left - 40}" y="${gy + gh / 2}" font-size="10" transform="rotate(-90 ${left - 40} ${gy + gh / 2})" text-anchor="middle">2xx ≤ 1 s</text>`);
+  report.groups.forEach((g, gi) => {
+    const vals = s.goodput[g.name];
+    let d = '';
+    let pen = false;
+    vals.forEach((v, i) => {
+      if (v === null) { pen = false; return; }
+      d += `${pen ? 'L' : 'M'}${x(i + 0.5).toFixed(1)},${(gy + gh * (1 - v)).toFixed(1)}`;
+      pen = true;
+    });
+    if (d) parts.push(`<path d="${d}" fill="none" stroke="${groupColor(g.name, gi)}" stroke-width="1.6"/>`);
+  });
+  // refusals per second
+  const ry = gy + gh + 10;
+  const rh = 50;
+  const max = Math.max(1, ...s.overloaded, ...s.limited);
+  parts.push(`<rect x="${left}" y="${ry}" width="${width}" height="${rh}" fill="none" stroke="#9e9e9e"/>`);
+  s.limited.forEach((v, i) => {
+    if (v) parts.push(`<rect x="${x(i).toFixed(1)}" y="${(ry + rh * (1 - v / max)).toFixed(1)}" width="${Math.max(0.8, x(i + 1) - x(i) - 0.6).toFixed(1)}" height="${((rh * v) / max).toFixed(1)}" fill="#cfd8dc"/>`);
+  });
+  s.overloaded.forEach((v, i) => {
+    if (v) parts.push(`<rect x="${x(i).toFixed(1)}" y="${(ry + rh * (1 - v / max)).toFixed(1)}" width="${Math.max(0.8, x(i + 1) - x(i) - 0.6).toFixed(1)}" height="${((rh * v) / max).toFixed(1)}" fill="#c62828" fill-opacity="0.8"/>`);
+  });
+  parts.push(`<text x="${left - 6}" y="${ry + 10}" font-size="10" text-anchor="end">${max}/s</text>`);
+  parts.push(`<text x="${left - 6}" y="${ry + rh}" font-size="10" text-anchor="end">0</text>`);
+  // time axis
+  const step = seconds > 240 ? 60 : seconds > 90 ? 30 : seconds > 30 ? 10 : 5;
+  const ay = ry + rh + 14;
+  for (let t = 0; t <= seconds; t += step) {
+    parts.push(`<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${ry + rh}" y2="${ry + rh + 4}" stroke="#616161"/>`);
+    parts.push(`<text x="${x(t).toFixed(1)}" y="${ay}" font-size="10" text-anchor="middle">${t} s</text>`);
+  }
+  return parts.join('\n');
+}
+
+const PANEL_H = 260;
+
+function renderSvg(report) {
+  const W = 980;
+  const top = 44;
+  const H = top + PANEL_H * report.runs.length + 10;
+  const legend = [];
+  let lx = 70;
+  for (const [st, color] of Object.entries(STATE_COLOR)) {
+    legend.push(`<rect x="${lx}" y="26" width="12" height="10" fill="${color}"/><text x="${lx + 16}" y="35" font-size="11">${st}</text>`);
+    lx += 90;
+  }
+  report.groups.forEach((g, i) => {
+    legend.push(`<line x1="${lx}" x2="${lx + 14}" y1="31" y2="31" stroke="${groupColor(g.name, i)}" stroke-width="2"/><text x="${lx + 18}" y="35" font-size="11">${esc(g.name)}</text>`);
+    lx += 100;
+  });
+  legend.push(`<rect x="${lx}" y="26" width="12" height="10" fill="#c62828"/><text x="${lx + 16}" y="35" font-size="11">503 overloaded/s</text>`);
+  lx += 120;
+  legend.push(`<rect x="${lx}" y="26" width="12" height="10" fill="#cfd8dc"/><text x="${lx + 16}" y="35" font-size="11">429/s</text>`);
+  const panels = report.runs.map((run, i) => panel(report, run, top + i * PANEL_H, W));
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
+<rect width="${W}" height="${H}" fill="#ffffff"/>
+<text x="70" y="16" font-size="14" font-weight="bold">tollgate overload experiment: ${esc(report.scenario)} (${esc(report.preset)}), fault shaded</text>
+${legend.join('\n')}
+${panels.join('\n')}
+</svg>
+`;
+}
+
+module.exports = { renderMarkdown, renderSvg, summaryTable };

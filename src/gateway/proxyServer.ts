@@ -1,0 +1,163 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import https from 'node:https';
+import type { Server } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { TlsPair } from './tlsCredentials';
+
+/*
+ * The proxy port's listener, one factory for the three kinds (SPEC §11):
+ *   - no TLS: node:http;
+ *   - TLS, HTTP2=false: node:https (HTTP/1.1 only);
+ *   - TLS, HTTP2=true: node:http2's secure server with allowHTTP1, so ALPN offers h2 and
+ *     http/1.1 on one port. HTTP/1.1 connections (and clients without ALPN) are served by
+ *     node:http's own connection handling, WebSocket upgrades included; h2 streams reach the
+ *     same handler through Node's compatibility API (Http2ServerRequest/Response mirror
+ *     IncomingMessage/ServerResponse), so the request pipeline stays one code path.
+ * What differs between the protocols lives here (drain, limits) and in the two places that
+ * must know (upstreamProxy: the h2 stream as the client's connection; forwardingHeaders:
+ * pseudo-headers and connection-specific names).
+ */
+
+export type ListenerKind = 'http' | 'https' | 'h2';
+
+export interface ProxyListenerOptions {
+  /** The certificate pair (already checked) and the lowest version; null: plain HTTP. */
+  readonly tls: { readonly pair: TlsPair; readonly minVersion: 'TLSv1.2' | 'TLSv1.3' } | null;
+  /** With TLS: offer h2 besides http/1.1. */
+  readonly http2: boolean;
+  readonly onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  readonly onUpgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+export interface ProxyListener {
+  readonly server: Server;
+  readonly kind: ListenerKind;
+  /** New connections get `pair`; open ones keep the certificate they were opened with. */
+  setPair(pair: TlsPair): void;
+  /**
+   * While draining (repeated): closes idle HTTP/1.1 connections, and asks every h2 session to
+   * go away (GOAWAY: the client opens no new streams there; open ones finish, then it closes).
+   */
+  closeIdle(): void;
+  /** The drain time is over: every connection closed now. */
+  closeAll(): void;
+}
+
+/** Keep-alive from load balancers: outlive their idle timeout so they never reuse a closed socket. */
+const KEEP_ALIVE_MS = 65_000;
+const HEADERS_TIMEOUT_MS = 66_000;
+
+/**
+ * h2 limits. 128 streams at once per connection (RFC 9113 recommends at least 100; nginx
+ * uses 128): a client cannot hold more requests open than that on one connection, and
+ * more connections cost it handshakes. The header list may be 32 KiB: HTTP/1.1's default
+ * limit is 16 KiB of raw header bytes, and h2 counts 32 bytes more for every header. Per
+ * session nghttp2 may buffer up to 10 MB (Node's default, set here so it is on record)
+ * before the session is refused new streams. Rapid reset (CVE-2023-44487): nghttp2
+ * ≥ 1.57 (Node 20 bundles 1.61) ends a session that resets streams faster than a
+ * token bucket allows (1,000 burst, 33/s); test/e2e/h2-abuse.e2e.test.ts measures it.
+ */
+export const H2_MAX_CONCURRENT_STREAMS = 128;
+export const H2_MAX_HEADER_LIST_SIZE = 32 * 1024;
+const H2_MAX_SESSION_MEMORY_MB = 10;
+
+function badRequest(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: 'invalid_request', message: 'Malformed HTTP request.' });
+  socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/** Swallows a stream error Node would otherwise rethrow: the response is already lost. */
+function ignore(): void {
+  // The compatibility response reports nothing more; upstreamProxy sees the stream close.
+}
+
+function plain(opts: ProxyListenerOptions): ProxyListener {
+  const server = http.createServer(opts.onRequest);
+  server.on('upgrade', opts.onUpgrade);
+  server.on('clientError', badRequest);
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  return {
+    server,
+    kind: 'http',
+    setPair: () => undefined,
+    closeIdle: () => server.closeIdleConnections(),
+    closeAll: () => server.closeAllConnections(),
+  };
+}
+
+function secureHttp1(opts: ProxyListenerOptions, tls: NonNullable<ProxyListenerOptions['tls']>): ProxyListener {
+  const server = https.createServer({ cert: tls.pair.cert, key: tls.pair.key, minVersion: tls.minVersion }, opts.onRequest);
+  server.on('upgrade', opts.onUpgrade);
+  server.on('clientError', badRequest);
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  return {
+    server,
+    kind: 'https',
+    setPair: (pair) => server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: tls.minVersion }),
+    closeIdle: () => server.closeIdleConnections(),
+    closeAll: () => server.closeAllConnections(),
+  };
+}
+
+function secureH2(opts: ProxyListenerOptions, tls: NonNullable<ProxyListenerOptions['tls']>): ProxyListener {
+  const server = http2.createSecureServer({
+    cert: tls.pair.cert,
+    key: tls.pair.key,
+    minVersion: tls.minVersion,
+    allowHTTP1: true,
+    maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
+    settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: H2_MAX_HEADER_LIST_SIZE },
+  });
+  // The compatibility types are structural twins of node:http's; the pipeline reads only
+  // what both have (url, method, headers, rawHeaders, socket address; writeHead, write, end).
+  server.on('request', opts.onRequest as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  // HTTP/1.1 connections are node:http's: its upgrade and clientError events, its timeouts.
+  server.on('upgrade', opts.onUpgrade);
+  server.on('clientError', badRequest);
+  const h1 = server as unknown as Pick<http.Server, 'keepAliveTimeout' | 'headersTimeout' | 'closeIdleConnections'>;
+  h1.keepAliveTimeout = KEEP_ALIVE_MS;
+  h1.headersTimeout = HEADERS_TIMEOUT_MS;
+
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<TLSSocket>();
+  server.on('secureConnection', (socket: TLSSocket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('session', (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    // An idle h2 connection is closed like an idle HTTP/1.1 one, with a GOAWAY first.
+    session.setTimeout(KEEP_ALIVE_MS, () => session.close());
+  });
+  server.on('stream', (stream: http2.ServerHttp2Stream) => stream.on('error', ignore));
+  // A session's protocol errors are the client's; without this listener they are only dropped too.
+  server.on('sessionError', ignore);
+
+  return {
+    server,
+    kind: 'h2',
+    setPair: (pair) => server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: tls.minVersion }),
+    closeIdle: () => {
+      h1.closeIdleConnections();
+      for (const session of sessions) if (!session.closed) session.close();
+    },
+    closeAll: () => {
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+export function createProxyListener(opts: ProxyListenerOptions): ProxyListener {
+  if (opts.tls === null) return plain(opts);
+  return opts.http2 ? secureH2(opts, opts.tls) : secureHttp1(opts, opts.tls);
+}
