@@ -21,6 +21,7 @@ import { readTlsPair, watchTlsFiles, type TlsPair } from './gateway/tlsCredentia
 import { HealthState, type HealthRecord } from './health/healthState';
 import { DenyCache } from './limit/denyCache';
 import { Limiter } from './limit/limiter';
+import { quotaBody, usageBody } from './limit/usage';
 import { MemoryLimitStore } from './limit/memoryLimitStore';
 import type { HealthStatus } from './limit/policy';
 import { RedisLimitStore } from './limit/redisLimitStore';
@@ -281,6 +282,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
   });
 
+  async function plannedKey(id: string) {
+    const key = await keys.stored(id);
+    const planned = limiter.request(key, health.status);
+    if (planned === null) throw new GatewayError('invalid_request', `key ${id} names tier ${JSON.stringify(key.tier)}, which is not in force`);
+    return { key, plan: planned.plan };
+  }
+
   const storeUsable = () => breaker === null || (breaker.state === 'closed' && redis !== null && redis.status === 'ready');
   const admin = createAdminServer({
     token: config.adminToken,
@@ -300,10 +308,18 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
     keys,
     usage: async (id) => {
-      const k = await keys.get(id);
-      const planned = limiter.request(id, k.tier, health.status);
-      if (planned === null) throw new GatewayError('invalid_request', `key ${id} names tier ${JSON.stringify(k.tier)}, which is not in force`);
-      return { tier: k.tier, limit: planned.req.limit, result: await limiter.peek(planned.req) };
+      const { key, plan } = await plannedKey(id);
+      const quota = plan.template.quotaIndex >= 0 ? await limiter.changeQuota(plan, null) : null;
+      return usageBody(id, key.tier, plan, await limiter.peek(plan), quota);
+    },
+    quota: async (id, change, actor) => {
+      const { key, plan } = await plannedKey(id);
+      if (plan.template.quotaIndex < 0) throw new GatewayError('invalid_request', `key ${id} has no quota (neither its tier nor its limits set one)`);
+      const usage = await limiter.changeQuota(plan, change);
+      // Every instance drops the denials it holds for this key.
+      await control.keysChanged([key.hash]);
+      audit(log, 'key.quota_changed', { keyId: id, change, actor });
+      return quotaBody(usage);
     },
     tiers: {
       current: () => tiersToJson(tiers),

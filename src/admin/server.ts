@@ -6,9 +6,9 @@ import { GatewayError, isGatewayError, reply, type ErrorReply } from '../errors'
 import { sendError } from '../errorResponse';
 import type { HealthRecord } from '../health/healthState';
 import type { HealthStatus } from '../limit/policy';
-import type { LimitResult } from '../limit/store';
+import type { QuotaChange } from '../limit/store';
 import type { Logger } from '../observability/logger';
-import { parseHealthBody, parseKeyPatch, parseNewKey, parsePage } from './validate';
+import { parseHealthBody, parseKeyPatch, parseNewKey, parsePage, parseQuotaBody, parseRotateBody } from './validate';
 
 /** What the admin port needs from the rest of the gateway; app.ts provides it. */
 export interface AdminDeps {
@@ -18,7 +18,10 @@ export interface AdminDeps {
   readonly metrics: () => Promise<{ contentType: string; body: string }>;
   readonly health: { current(): HealthRecord; set(status: HealthStatus, actor: string): Promise<HealthRecord> };
   readonly keys: KeyService;
-  readonly usage: (id: string) => Promise<{ tier: string; limit: number; result: LimitResult }>;
+  /** The usage body of SPEC §9 (main window, windows, quota). */
+  readonly usage: (id: string) => Promise<Record<string, unknown>>;
+  /** Quota top-up or reset; the new quota usage. */
+  readonly quota: (id: string, change: QuotaChange, actor: string) => Promise<Record<string, unknown>>;
   readonly tiers: { current(): Record<string, unknown>; reload(actor: string): Promise<{ ok: true; tiers: Record<string, unknown> } | { ok: false; reasons: string[] }> };
   readonly routes: { current(): Record<string, unknown>; reload(actor: string): Promise<{ ok: true; routes: Record<string, unknown> } | { ok: false; reasons: string[] }> };
   readonly blocks: { list(): Promise<Array<{ ip: string; until: number }>>; unblock(ip: string, actor: string): Promise<boolean> };
@@ -33,7 +36,8 @@ interface Route {
   readonly handler: Handler;
 }
 
-function readJson(req: IncomingMessage): Promise<unknown> {
+/** The JSON body; with `optional`, an empty body is `undefined` rather than a 400. */
+function readJson(req: IncomingMessage, optional = false): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks: Buffer[] = [];
@@ -54,6 +58,7 @@ function readJson(req: IncomingMessage): Promise<unknown> {
     req.on('end', () => {
       if (size > MAX_BODY) return; // already answered 413
       const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '' && optional) return resolve(undefined);
       if (text.trim() === '') return reject(new GatewayError('invalid_request', 'a JSON body is required'));
       try {
         resolve(JSON.parse(text));
@@ -149,15 +154,15 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     },
     {
       methods: ['POST'], pattern: /^\/admin\/keys\/([^/]+)\/rotate$/,
-      handler: async (_r, [id], _u, actor) => ({ status: 200, body: await deps.keys.rotate(id, actor) }),
+      handler: async (req, [id], _u, actor) => ({ status: 200, body: await deps.keys.rotate(id, actor, parseRotateBody(await readJson(req, true))) }),
     },
     {
       methods: ['GET'], pattern: /^\/admin\/keys\/([^/]+)\/usage$/,
-      handler: async (_r, [id]) => {
-        const u = await deps.usage(id);
-        const remaining = u.result.allowed ? u.result.remaining + 1 : 0;
-        return { status: 200, body: { id, tier: u.tier, limit: u.limit, remaining, reset: Math.ceil(u.result.resetMs / 1000) } };
-      },
+      handler: async (_r, [id]) => ({ status: 200, body: await deps.usage(id) }),
+    },
+    {
+      methods: ['POST'], pattern: /^\/admin\/keys\/([^/]+)\/quota$/,
+      handler: async (req, [id], _u, actor) => ({ status: 200, body: await deps.quota(id, parseQuotaBody(await readJson(req)), actor) }),
     },
     {
       methods: ['GET'], pattern: /^\/admin\/blocks$/,

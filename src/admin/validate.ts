@@ -2,6 +2,12 @@ import { GatewayError } from '../errors';
 import type { KeyPatch } from '../auth/keyStore';
 import type { NewKey } from '../auth/keyService';
 import { HEALTH_STATUSES, type HealthStatus } from '../limit/policy';
+import { parseKeyLimits, type KeyLimits } from '../limit/planLimits';
+import type { QuotaChange } from '../limit/store';
+
+export const IDENTITY_FORMAT = /^[A-Za-z0-9._:-]{1,64}$/;
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+export const MAX_GRACE_S = 604_800;
 
 /** Admin request bodies, checked strictly (pure): a bad body changes nothing. */
 
@@ -35,23 +41,75 @@ export function parseHealthBody(body: unknown): HealthStatus {
   return o.status as HealthStatus;
 }
 
+function identity(v: unknown): string {
+  if (typeof v !== 'string' || !IDENTITY_FORMAT.test(v)) throw bad(`identity must be 1-64 of [A-Za-z0-9._:-]; got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** ISO-8601 date and time with a zone, stored normalised to UTC. */
+function expiresAt(v: unknown): string {
+  const ms = typeof v === 'string' && ISO_DATE_TIME.test(v) ? Date.parse(v) : NaN;
+  if (!Number.isFinite(ms)) throw bad(`expiresAt must be an ISO-8601 date and time with a zone, e.g. "2027-01-31T00:00:00Z"; got ${JSON.stringify(v)}`);
+  return new Date(ms).toISOString();
+}
+
+function limits(v: unknown): KeyLimits {
+  const r = parseKeyLimits(v);
+  if (!r.ok) throw new GatewayError('invalid_request', `invalid limits: ${r.reasons.join('; ')}`, { reasons: r.reasons });
+  return r.limits;
+}
+
 export function parseNewKey(body: unknown): NewKey {
   const o = object(body);
-  onlyFields(o, ['tier', 'name', 'key']);
+  onlyFields(o, ['tier', 'name', 'key', 'identity', 'expiresAt', 'limits']);
   if (o.key !== undefined && typeof o.key !== 'string') throw bad('key must be a string');
-  return { tier: tier(o.tier), name: o.name === undefined ? 'unnamed' : name(o.name), ...(o.key === undefined ? {} : { key: o.key as string }) };
+  return {
+    tier: tier(o.tier), name: o.name === undefined ? 'unnamed' : name(o.name),
+    ...(o.key === undefined ? {} : { key: o.key as string }),
+    ...(o.identity === undefined ? {} : { identity: identity(o.identity) }),
+    ...(o.expiresAt === undefined ? {} : { expiresAt: expiresAt(o.expiresAt) }),
+    ...(o.limits === undefined || o.limits === null ? {} : { limits: limits(o.limits) }),
+  };
 }
 
 export function parseKeyPatch(body: unknown): KeyPatch {
   const o = object(body);
-  onlyFields(o, ['tier', 'name', 'disabled']);
-  if (Object.keys(o).length === 0) throw bad('give at least one of tier, name, disabled');
+  const fields = ['tier', 'name', 'disabled', 'identity', 'expiresAt', 'limits'];
+  onlyFields(o, fields);
+  if (Object.keys(o).length === 0) throw bad(`give at least one of ${fields.join(', ')}`);
   if (o.disabled !== undefined && typeof o.disabled !== 'boolean') throw bad('disabled must be true or false');
   return {
     ...(o.tier === undefined ? {} : { tier: tier(o.tier) }),
     ...(o.name === undefined ? {} : { name: name(o.name) }),
     ...(o.disabled === undefined ? {} : { disabled: o.disabled as boolean }),
+    ...(o.identity === undefined ? {} : { identity: o.identity === null ? null : identity(o.identity) }),
+    ...(o.expiresAt === undefined ? {} : { expiresAt: o.expiresAt === null ? null : expiresAt(o.expiresAt) }),
+    ...(o.limits === undefined ? {} : { limits: o.limits === null ? null : limits(o.limits) }),
   };
+}
+
+/** `POST /admin/keys/:id/rotate`: no body, or {"graceSeconds": 0-604800}. */
+export function parseRotateBody(body: unknown): number {
+  if (body === undefined) return 0;
+  const o = object(body);
+  onlyFields(o, ['graceSeconds']);
+  const g = o.graceSeconds ?? 0;
+  if (!Number.isInteger(g) || (g as number) < 0 || (g as number) > MAX_GRACE_S) throw bad(`graceSeconds must be a whole number 0-${MAX_GRACE_S}; got ${JSON.stringify(o.graceSeconds)}`);
+  return g as number;
+}
+
+/** `POST /admin/keys/:id/quota`: {"reset":true} or {"add":N}, N ≥ 1. */
+export function parseQuotaBody(body: unknown): QuotaChange {
+  const o = object(body);
+  onlyFields(o, ['reset', 'add']);
+  if (o.reset !== undefined && o.add !== undefined) throw bad('give either reset or add, not both');
+  if (o.reset !== undefined) {
+    if (o.reset !== true) throw bad('reset must be true');
+    return { reset: true };
+  }
+  if (o.add === undefined) throw bad('give {"reset":true} or {"add":N}');
+  if (!Number.isInteger(o.add) || (o.add as number) < 1 || (o.add as number) > 1_000_000_000_000) throw bad(`add must be a whole number of at least 1; got ${JSON.stringify(o.add)}`);
+  return { add: o.add as number };
 }
 
 export function parsePage(query: URLSearchParams): { limit: number; cursor: string | null } {

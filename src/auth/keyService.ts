@@ -2,6 +2,7 @@ import type { Clock } from '../clock';
 import { GatewayError } from '../errors';
 import type { Control } from '../sync/control';
 import { API_KEY_FORMAT, generateApiKey, generateKeyId, hashApiKey } from './apiKey';
+import type { KeyLimits } from '../limit/planLimits';
 import { publicRecord, type KeyPage, type KeyPatch, type KeyRecord, type KeyStore, type StoredKey } from './keyStore';
 
 export interface NewKey {
@@ -9,6 +10,19 @@ export interface NewKey {
   readonly name: string;
   /** Import this key instead of generating one. */
   readonly key?: string;
+  readonly identity?: string;
+  readonly expiresAt?: string;
+  readonly limits?: KeyLimits;
+}
+
+/** The record after a patch: a `null` field is removed. */
+function patched(prev: StoredKey, patch: KeyPatch): StoredKey {
+  const next: Record<string, unknown> = { ...prev };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete next[k];
+    else if (v !== undefined) next[k] = v;
+  }
+  return next as unknown as StoredKey;
 }
 
 export type AuditFn = (event: string, fields: Record<string, unknown>) => void;
@@ -53,6 +67,11 @@ export class KeyService {
     return publicRecord(await this.mustGet(id));
   }
 
+  /** The stored record (with its hash), for the limiter's usage and quota views; never shown. */
+  stored(id: string): Promise<StoredKey> {
+    return this.mustGet(id);
+  }
+
   list(limit: number, cursor: string | null): Promise<KeyPage> {
     return this.store.list(limit, cursor);
   }
@@ -60,7 +79,7 @@ export class KeyService {
   async update(id: string, patch: KeyPatch, actor: string): Promise<KeyRecord> {
     if (patch.tier !== undefined) this.checkTier(patch.tier);
     const prev = await this.mustGet(id);
-    const next: StoredKey = { ...prev, ...patch };
+    const next = patched(prev, patch);
     const saved = await this.store.replace(id, next);
     if (saved === null) throw new GatewayError('not_found');
     await this.control.keysChanged([prev.hash]);
@@ -75,19 +94,30 @@ export class KeyService {
     this.audit('key.revoked', { keyId: id, actor });
   }
 
-  async rotate(id: string, actor: string): Promise<KeyRecord & { key: string }> {
+  /** A new key; with `graceSeconds` > 0 the old one keeps working that long (SPEC §9). */
+  async rotate(id: string, actor: string, graceSeconds = 0): Promise<KeyRecord & { key: string }> {
     const prev = await this.mustGet(id);
     const key = generateApiKey();
-    const saved = await this.store.replace(id, { ...prev, hash: hashApiKey(key) });
+    const rest = patched(prev, { previousHash: null, previousKeyUntil: null } as unknown as KeyPatch);
+    const next: StoredKey = graceSeconds > 0
+      ? { ...rest, hash: hashApiKey(key), previousHash: prev.hash, previousKeyUntil: new Date(this.clock() + graceSeconds * 1000).toISOString() }
+      : { ...rest, hash: hashApiKey(key) };
+    const saved = await this.store.replace(id, next);
     if (saved === null) throw new GatewayError('not_found');
-    await this.control.keysChanged([prev.hash, saved.hash]);
-    this.audit('key.rotated', { keyId: id, actor });
+    await this.control.keysChanged([prev.hash, saved.hash, ...(prev.previousHash === undefined ? [] : [prev.previousHash])]);
+    this.audit('key.rotated', { keyId: id, actor, ...(graceSeconds > 0 ? { graceSeconds } : {}) });
     return { ...publicRecord(saved), key };
   }
 
   private newRecord(input: NewKey, key: string): StoredKey {
     const now = this.clock();
-    return { id: generateKeyId(now), tier: input.tier, name: input.name, disabled: false, createdAt: new Date(now).toISOString(), hash: hashApiKey(key) };
+    return {
+      id: generateKeyId(now), tier: input.tier, name: input.name, disabled: false, createdAt: new Date(now).toISOString(),
+      ...(input.identity !== undefined ? { identity: input.identity } : {}),
+      ...(input.expiresAt !== undefined ? { expiresAt: input.expiresAt } : {}),
+      ...(input.limits !== undefined ? { limits: input.limits } : {}),
+      hash: hashApiKey(key),
+    };
   }
 
   private async mustGet(id: string): Promise<StoredKey> {

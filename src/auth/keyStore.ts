@@ -1,3 +1,5 @@
+import type { KeyLimits } from '../limit/planLimits';
+
 /** What an operator sees of a key: never the key, never its hash. */
 export interface KeyRecord {
   readonly id: string;
@@ -5,17 +7,30 @@ export interface KeyRecord {
   readonly name: string;
   readonly disabled: boolean;
   readonly createdAt: string;
+  /** SPEC §9: keys with one identity share one set of counters. */
+  readonly identity?: string;
+  /** ISO-8601; after it the key gets 401 key_expired. */
+  readonly expiresAt?: string;
+  /** Replaces the tier's values for this key only. */
+  readonly limits?: KeyLimits;
+  /** After a rotation with grace: when the previous key stops working (ISO-8601). */
+  readonly previousKeyUntil?: string;
 }
 
-/** Stored form: the record plus the SHA-256 of the key. */
+/** Stored form: the record plus the SHA-256 of the key (and of the previous key during a rotation's grace). */
 export interface StoredKey extends KeyRecord {
   readonly hash: string;
+  readonly previousHash?: string;
 }
 
+/** `null` removes the field. */
 export interface KeyPatch {
   readonly tier?: string;
   readonly name?: string;
   readonly disabled?: boolean;
+  readonly identity?: string | null;
+  readonly expiresAt?: string | null;
+  readonly limits?: KeyLimits | null;
 }
 
 export interface KeyPage {
@@ -36,5 +51,11 @@ export interface KeyStore {
 }
 
 export function publicRecord(k: StoredKey): KeyRecord {
-  return { id: k.id, tier: k.tier, name: k.name, disabled: k.disabled, createdAt: k.createdAt };
+  return {
+    id: k.id, tier: k.tier, name: k.name, disabled: k.disabled, createdAt: k.createdAt,
+    ...(k.identity !== undefined ? { identity: k.identity } : {}),
+    ...(k.expiresAt !== undefined ? { expiresAt: k.expiresAt } : {}),
+    ...(k.limits !== undefined ? { limits: k.limits } : {}),
+    ...(k.previousKeyUntil !== undefined ? { previousKeyUntil: k.previousKeyUntil } : {}),
+  };
 }

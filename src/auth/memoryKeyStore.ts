@@ -31,10 +31,10 @@ export class MemoryKeyStore implements KeyStore {
   replace(id: string, next: StoredKey): Promise<StoredKey | null> {
     const prev = this.byId.get(id);
     if (prev === undefined) return Promise.resolve(null);
-    if (prev.hash !== next.hash) {
-      this.idByHash.delete(prev.hash);
-      this.idByHash.set(next.hash, id);
-    }
+    // Keep the new record's key (and a rotation's previous key); drop the old record's others.
+    for (const h of [prev.hash, prev.previousHash]) if (h !== undefined && h !== next.hash && h !== next.previousHash) this.idByHash.delete(h);
+    this.idByHash.set(next.hash, id);
+    if (next.previousHash !== undefined) this.idByHash.set(next.previousHash, id);
     this.byId.set(id, next);
     return Promise.resolve(next);
   }
@@ -44,6 +44,7 @@ export class MemoryKeyStore implements KeyStore {
     if (prev === undefined) return Promise.resolve(null);
     this.byId.delete(id);
     this.idByHash.delete(prev.hash);
+    if (prev.previousHash !== undefined) this.idByHash.delete(prev.previousHash);
     return Promise.resolve(prev);
   }
 }

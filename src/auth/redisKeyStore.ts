@@ -25,14 +25,25 @@ redis.call('ZADD', KEYS[3], 0, ARGV[1])
 return {1, ARGV[2]}
 `;
 
-/** KEYS[1] r:<id>; ARGV[1] new JSON, ARGV[2] new hash, ARGV[3] hash-key prefix. Returns new JSON or nil. */
+/**
+ * KEYS[1] r:<id>; ARGV[1] new JSON, ARGV[2] hash-key prefix, ARGV[3] ms the previous key's
+ * mapping is kept (a rotation's grace, plus a margin: the record's previousKeyUntil decides).
+ * Keeps h:<hash> (and h:<previousHash>) of the new record, drops the old record's others.
+ * Returns new JSON or nil.
+ */
 const REPLACE_LUA = `
 local prev = redis.call('GET', KEYS[1])
 if not prev then return nil end
-local oldHash = cjson.decode(prev).hash
-if oldHash ~= ARGV[2] then
-  redis.call('DEL', ARGV[3] .. oldHash)
-  redis.call('SET', ARGV[3] .. ARGV[2], cjson.decode(ARGV[1]).id)
+local p = cjson.decode(prev)
+local nx = cjson.decode(ARGV[1])
+local keep = {}
+keep[nx.hash] = true
+if type(nx.previousHash) == 'string' then keep[nx.previousHash] = true end
+if not keep[p.hash] then redis.call('DEL', ARGV[2] .. p.hash) end
+if type(p.previousHash) == 'string' and not keep[p.previousHash] then redis.call('DEL', ARGV[2] .. p.previousHash) end
+redis.call('SET', ARGV[2] .. nx.hash, nx.id)
+if type(nx.previousHash) == 'string' then
+  redis.call('SET', ARGV[2] .. nx.previousHash, nx.id, 'PX', tonumber(ARGV[3]))
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]
@@ -42,7 +53,9 @@ return ARGV[1]
 const DELETE_LUA = `
 local prev = redis.call('GET', KEYS[1])
 if not prev then return nil end
-redis.call('DEL', ARGV[2] .. cjson.decode(prev).hash)
+local p = cjson.decode(prev)
+redis.call('DEL', ARGV[2] .. p.hash)
+if type(p.previousHash) == 'string' then redis.call('DEL', ARGV[2] .. p.previousHash) end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return prev
@@ -51,7 +64,7 @@ return prev
 interface KeyScripts {
   tollgateKeyLookup(hashKey: string, recordPrefix: string): Promise<string | null>;
   tollgateKeyCreate(hashKey: string, recordKey: string, idsKey: string, id: string, json: string, recordPrefix: string): Promise<[number, string]>;
-  tollgateKeyReplace(recordKey: string, json: string, hash: string, hashPrefix: string): Promise<string | null>;
+  tollgateKeyReplace(recordKey: string, json: string, hashPrefix: string, previousKeepMs: number): Promise<string | null>;
   tollgateKeyDelete(recordKey: string, idsKey: string, id: string, hashPrefix: string): Promise<string | null>;
 }
 
@@ -106,7 +119,10 @@ export class RedisKeyStore implements KeyStore {
   }
 
   async replace(id: string, next: StoredKey): Promise<StoredKey | null> {
-    return parse(await this.scripts.tollgateKeyReplace(this.recordPrefix + id, JSON.stringify(next), next.hash, this.hashPrefix));
+    // The previous key's mapping outlives its grace by a minute; the record's previousKeyUntil decides.
+    const until = next.previousKeyUntil === undefined ? 0 : Date.parse(next.previousKeyUntil);
+    const keepMs = Math.max(1000, until - Date.now() + 60_000);
+    return parse(await this.scripts.tollgateKeyReplace(this.recordPrefix + id, JSON.stringify(next), this.hashPrefix, keepMs));
   }
 
   async delete(id: string): Promise<StoredKey | null> {

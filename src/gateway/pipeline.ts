@@ -8,7 +8,7 @@ import type { HeaderMode } from '../config/load';
 import { isGatewayError, reply, type ErrorReply } from '../errors';
 import type { HealthState } from '../health/healthState';
 import { retryAfterSeconds } from '../limit/algorithms';
-import type { LimitDecision, Limiter } from '../limit/limiter';
+import type { LimitDecision, Limiter, PlannedRequest } from '../limit/limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics, Outcome } from '../observability/metrics';
 import type { Forward, UpstreamProxy } from '../proxy/upstreamProxy';
@@ -62,6 +62,7 @@ function contextOf(req: IncomingMessage): RequestContext | undefined {
 
 const MISSING_KEY = reply('missing_api_key');
 const INVALID_KEY = reply('invalid_api_key');
+const KEY_EXPIRED = reply('key_expired');
 
 function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: HeaderList | null = null): Verdict {
   return { admitted: false, tier, outcome, error, headers };
@@ -74,11 +75,6 @@ function admitted(tier: string, headers: HeaderList | null): Verdict {
 /** A route with `auth: none`: no key, no limit, no rate-limit headers. */
 const ADMITTED_OPEN = admitted('none', null);
 
-/** The key's identity (SPEC §9) when its record has one. */
-function identityOf(key: StoredKey): string | null {
-  const identity = (key as { identity?: unknown }).identity;
-  return typeof identity === 'string' ? identity : null;
-}
 
 /**
  * The request path, in this fixed order, with an early exit after each stage:
@@ -130,70 +126,83 @@ export function createPipeline(deps: PipelineDeps) {
     // 5. Key → tier
     const hash = hasher.hash(extracted.key);
     const key = deps.auth.cached(hash);
-    if (key === undefined) return deps.auth.resolve(hash).then((resolved) => keyed(ctx, resolved));
-    return keyed(ctx, key);
+    if (key === undefined) return deps.auth.resolve(hash).then((resolved) => keyed(ctx, resolved, hash));
+    return keyed(ctx, key, hash);
   }
 
   /** An `optional` route without a key: tier anonymous, counted per client IP, if tiers.json has it. */
   function anonymous(ctx: RequestContext): Verdict | Promise<Verdict> {
-    if (ctx.route.cost === 0 && deps.limiter.request(anonymousSubject(ctx.ip), ANONYMOUS_TIER, deps.health.status) !== null) {
-      ctx.tier = ANONYMOUS_TIER;
-      return admitted(ANONYMOUS_TIER, null);
-    }
-    return limit(ctx, anonymousSubject(ctx.ip), ANONYMOUS_TIER, MISSING_KEY);
+    const { route } = ctx;
+    const planned = deps.limiter.requestAs(anonymousSubject(ctx.ip), ANONYMOUS_TIER, deps.health.status, route.cost || 1, route.limits.get(ANONYMOUS_TIER) ?? null);
+    if (planned === null) return refuse('none', 'unauthorized', MISSING_KEY);
+    ctx.tier = ANONYMOUS_TIER;
+    if (route.cost === 0) return admitted(ANONYMOUS_TIER, null);
+    return limit(ctx, planned);
   }
 
-  function keyed(ctx: RequestContext, key: StoredKey | null): Verdict | Promise<Verdict> {
+  function keyed(ctx: RequestContext, key: StoredKey | null, hash: string): Verdict | Promise<Verdict> {
     if (key === null || key.disabled) return invalidKey(ctx.ip);
+    // Found through the previous key of a rotation: it works until its grace ends (SPEC §9).
+    if (key.hash !== hash && !(key.previousKeyUntil !== undefined && Date.now() < Date.parse(key.previousKeyUntil))) return invalidKey(ctx.ip);
+    // An expired key is a known key: 401 key_expired, not counted towards blocking the IP.
+    if (key.expiresAt !== undefined && Date.now() >= Date.parse(key.expiresAt)) return refuse('none', 'unauthorized', KEY_EXPIRED);
     ctx.keyId = key.id;
-    ctx.identity = identityOf(key);
-    const refused = tierGate(ctx.route, key.tier);
+    ctx.identity = key.identity ?? null;
+    const { route } = ctx;
+    const refused = tierGate(route, key.tier);
     if (refused !== null) return refuse(key.tier, 'unauthorized', refused);
-    ctx.tier = key.tier;
     // cost 0: authenticated, never counted (and no store call, so no headers to tell).
-    if (ctx.route.cost === 0) return admitted(key.tier, null);
-    return limit(ctx, key.id, key.tier, null);
-  }
-
-  /** `unknownTier`: the answer when the tier is not in force (null: a key naming one is invalid). */
-  function limit(ctx: RequestContext, subject: string, tierName: string, unknownTier: ErrorReply | null): Verdict | Promise<Verdict> {
-    const planned = deps.limiter.request(subject, tierName, deps.health.status);
+    const planned = deps.limiter.request(key, deps.health.status, route.cost || 1, route.limits.get(key.tier) ?? null);
     if (planned === null) {
-      if (unknownTier !== null) return refuse('none', 'unauthorized', unknownTier);
-      log.error({ keyId: subject, tier: tierName }, 'key names a tier that is not in force');
+      log.error({ keyId: key.id, tier: key.tier }, 'key names a tier that is not in force');
       return invalidKey(ctx.ip);
     }
-    ctx.tier = tierName;
-    // 6. Limit decision
-    const shadow = limitModeOf(ctx.route, null, deps.limitMode) === 'shadow';
-    const t0 = performance.now();
-    const held = deps.limiter.heldDenial(planned.tier, planned.req);
-    if (held !== null) return decided(ctx, tierName, held, t0, shadow);
-    return deps.limiter.decide(planned.tier, planned.req).then((decision) => decided(ctx, tierName, decision, t0, shadow));
+    ctx.tier = key.tier;
+    if (route.cost === 0) return admitted(key.tier, null);
+    return limit(ctx, planned);
   }
 
-  function decided(ctx: RequestContext, tier: string, decision: LimitDecision, t0: number, shadow: boolean): Verdict {
+  /** 6. Limit decision: every counter of the plan in one store call (or a held denial, none). */
+  function limit(ctx: RequestContext, planned: PlannedRequest): Verdict | Promise<Verdict> {
+    const shadow = limitModeOf(ctx.route, planned.tier.mode, deps.limitMode) === 'shadow';
+    const t0 = performance.now();
+    const held = deps.limiter.heldDenial(planned);
+    if (held !== null) return decided(ctx, held, t0, shadow);
+    return deps.limiter.decide(planned).then((decision) => decided(ctx, decision, t0, shadow));
+  }
+
+  function decided(ctx: RequestContext, decision: LimitDecision, t0: number, shadow: boolean): Verdict {
     metrics.limiterDuration.observe((performance.now() - t0) / 1000);
-    const mode = deps.headerMode;
-    if (!decision.result.allowed && shadow) {
-      // Shadow (SPEC §10): counted and logged as the refusal it would be, then proxied
-      // without rate-limit headers, which would tell the client a limit it is not held to.
-      const policy = 'rate';
-      ctx.shadowRefused = policy;
-      metrics.shadowRefusal(tier, policy);
-      log.info({ keyId: ctx.keyId, tier, policy, route: ctx.route.name || null, requestId: ctx.id, limit: decision.limit }, 'shadow mode: the limits would have refused this request');
-      return admitted(tier, null);
-    }
-    if (!decision.result.allowed) {
-      const headers = rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders });
-      const retryAfter = retryAfterSeconds(decision.result.retryAtMs, decision.result.nowMs);
-      const error = reply('rate_limited', { tier, limit: decision.limit, retryAfter });
-      return refuse(tier, 'limited', error, mode === 'none' ? [['Retry-After', String(retryAfter)]] : headers);
-    }
-    const headers = mode === 'gateway'
-      ? rateLimitHeaders({ tier, limit: decision.limit, windowSeconds: decision.windowSeconds, result: decision.result, draft: deps.draftHeaders })
-      : null;
+    const tier = decision.tier.name;
+    const { plan, result } = decision;
+    if (!result.allowed) return shadow ? shadowed(ctx, decision) : limited(decision);
+    const headers = deps.headerMode === 'gateway' ? rateLimitHeaders(plan, result, deps.draftHeaders) : null;
     return admitted(tier, headers);
+  }
+
+  /**
+   * Shadow (SPEC §10): counted and logged as the refusal it would be (a refused request
+   * counts in no counter, as in enforce), then proxied without rate-limit headers, which
+   * would tell the client of a limit it is not held to.
+   */
+  function shadowed(ctx: RequestContext, { tier: { name: tier }, plan, result }: LimitDecision): Verdict {
+    const counter = plan.template.counters[result.binding];
+    const policy = counter.kind;
+    ctx.shadowRefused = policy;
+    metrics.shadowRefusal(tier, policy);
+    log.info({ keyId: ctx.keyId, tier, policy, counter: counter.name, limit: counter.limit, route: ctx.route.name || null, requestId: ctx.id }, 'shadow mode: the limits would have refused this request');
+    return admitted(tier, null);
+  }
+
+  /** 429: `quota_exceeded` when the quota binds, else `rate_limited` (SPEC §9). */
+  function limited({ tier: { name: tier }, plan, result }: LimitDecision): Verdict {
+    const counter = plan.template.counters[result.binding];
+    metrics.refused(tier, counter.kind);
+    const retryAfter = retryAfterSeconds(result.retryAtMs, result.nowMs);
+    const error = counter.kind === 'quota'
+      ? reply('quota_exceeded', { tier, limit: counter.limit, period: counter.spec, retryAfter })
+      : reply('rate_limited', { tier, limit: counter.limit, retryAfter });
+    return refuse(tier, 'limited', error, deps.headerMode === 'none' ? [['Retry-After', String(retryAfter)]] : rateLimitHeaders(plan, result, deps.draftHeaders));
   }
 
   /** Runs `admit`, then `then` with its verdict — at once when there was nothing to wait for. */

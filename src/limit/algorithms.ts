@@ -1,3 +1,5 @@
+import { quotaPeriod, type QuotaPeriodName } from './calendar';
+
 /**
  * The allow/deny arithmetic of both algorithms, pure functions of (state, now, limit,
  * window). The Redis Lua scripts in `redisScripts.ts` are line-for-line ports of these;
@@ -29,12 +31,13 @@ export function floorDiv(a: number, b: number): number {
 }
 
 /**
- * Weighted count = previous × (W − elapsed) / W + current; allowed when count + 1 ≤ limit.
- * Multiplied through by W so every comparison is on integers (W in whole ms).
+ * Weighted count = previous × (W − elapsed) / W + current; allowed when count + cost ≤ limit.
+ * Multiplied through by W so every comparison is on integers (W in whole ms). `free`: the
+ * units left before this request (what is left when it is not counted).
  */
 export function slidingWindow(
-  state: SlidingWindowState | null, nowMs: number, limit: number, windowMs: number,
-): { decision: Decision; next: SlidingWindowState | null } {
+  state: SlidingWindowState | null, nowMs: number, limit: number, windowMs: number, cost = 1,
+): { decision: Decision; next: SlidingWindowState | null; free: number } {
   const now = Math.floor(nowMs);
   const window = Math.floor(now / windowMs);
   const windowStart = window * windowMs;
@@ -48,25 +51,28 @@ export function slidingWindow(
   }
   const elapsed = now - windowStart;
   const resetMs = windowStart + windowMs;
-  const used = previous * (windowMs - elapsed) + (current + 1) * windowMs;
+  const used = previous * (windowMs - elapsed) + (current + cost) * windowMs;
   const capacity = limit * windowMs;
+  const unused = capacity - used + cost * windowMs;
+  const free = unused > 0 ? floorDiv(unused, windowMs) : 0;
   if (used <= capacity) {
     return {
       decision: { allowed: true, remaining: floorDiv(capacity - used, windowMs), resetMs, retryAtMs: 0 },
-      next: { window, current: current + 1, previous },
+      next: { window, current: current + cost, previous },
+      free,
     };
   }
   let retryAtMs: number;
-  if (limit <= 0) {
-    retryAtMs = resetMs; // nothing is allowed at this limit; look again next window
-  } else if (current + 1 <= limit) {
-    // This window: wait until previous × (W − e) ≤ (limit − current − 1) × W.
-    retryAtMs = windowStart + windowMs - floorDiv((limit - current - 1) * windowMs, previous);
+  if (limit <= 0 || cost > limit) {
+    retryAtMs = resetMs; // nothing this big is allowed at this limit; look again next window
+  } else if (current + cost <= limit) {
+    // This window: wait until previous × (W − e) ≤ (limit − current − cost) × W.
+    retryAtMs = windowStart + windowMs - floorDiv((limit - current - cost) * windowMs, previous);
   } else {
     // Next window, where this window's count becomes the weighted previous one.
-    retryAtMs = resetMs + Math.max(0, windowMs - floorDiv((limit - 1) * windowMs, current));
+    retryAtMs = resetMs + Math.max(0, windowMs - floorDiv((limit - cost) * windowMs, current));
   }
-  return { decision: { allowed: false, remaining: 0, resetMs, retryAtMs }, next: null };
+  return { decision: { allowed: false, remaining: 0, resetMs, retryAtMs }, next: null, free };
 }
 
 /**
@@ -77,21 +83,49 @@ export function slidingWindow(
  * more than that, and `limit` requests at one instant always fit.
  */
 export function gcra(
-  tat: number | null, nowMs: number, limit: number, windowMs: number,
-): { decision: Decision; nextTat: number | null } {
-  if (limit <= 0) {
-    return { decision: { allowed: false, remaining: 0, resetMs: nowMs + windowMs, retryAtMs: nowMs + windowMs }, nextTat: null };
+  tat: number | null, nowMs: number, limit: number, windowMs: number, cost = 1,
+): { decision: Decision; nextTat: number | null; free: number } {
+  if (limit <= 0 || cost > limit) {
+    // Nothing this big is ever allowed at this limit; look again in a window.
+    return { decision: { allowed: false, remaining: 0, resetMs: nowMs + windowMs, retryAtMs: nowMs + windowMs }, nextTat: null, free: 0 };
   }
   const interval = windowMs / limit;
   const slack = Math.min(interval / 2, 1);
   const base = tat === null || tat < nowMs ? nowMs : tat;
-  const nextTat = base + interval;
+  const nextTat = base + interval * cost;
   const allowAt = nextTat - windowMs;
+  const free = Math.min(limit, Math.max(0, Math.floor((windowMs + slack - (base - nowMs)) / interval)));
   if (allowAt <= nowMs + slack) {
-    const remaining = Math.min(limit - 1, Math.max(0, Math.floor((windowMs + slack - (nextTat - nowMs)) / interval)));
-    return { decision: { allowed: true, remaining, resetMs: Math.ceil(nextTat), retryAtMs: 0 }, nextTat };
+    const remaining = Math.min(limit - cost, Math.max(0, Math.floor((windowMs + slack - (nextTat - nowMs)) / interval)));
+    return { decision: { allowed: true, remaining, resetMs: Math.ceil(nextTat), retryAtMs: 0 }, nextTat, free };
   }
-  return { decision: { allowed: false, remaining: 0, resetMs: Math.ceil(base), retryAtMs: Math.ceil(allowAt - slack) }, nextTat: null };
+  return { decision: { allowed: false, remaining: 0, resetMs: Math.ceil(base), retryAtMs: Math.ceil(allowAt - slack) }, nextTat: null, free };
+}
+
+/** A quota's count: `period` is the id of the period it counts (see calendar.ts); `added` is top-up for it. */
+export interface QuotaState {
+  readonly period: number;
+  readonly used: number;
+  readonly added: number;
+}
+
+/**
+ * Quota: `limit` (+ any top-up) per calendar period; allowed when used + cost ≤ limit + added.
+ * A denial lasts until the period ends. A state of another period counts as empty.
+ */
+export function quota(
+  state: QuotaState | null, nowMs: number, limit: number, period: QuotaPeriodName, anchor: number, cost = 1,
+): { decision: Decision; next: QuotaState | null; free: number; endMs: number } {
+  const p = quotaPeriod(period, anchor, nowMs);
+  const same = state !== null && state.period === p.id;
+  const used = same ? state.used : 0;
+  const added = same ? state.added : 0;
+  const cap = limit + added;
+  const free = Math.max(0, cap - used);
+  if (used + cost <= cap) {
+    return { decision: { allowed: true, remaining: cap - used - cost, resetMs: p.endMs, retryAtMs: 0 }, next: { period: p.id, used: used + cost, added }, free, endMs: p.endMs };
+  }
+  return { decision: { allowed: false, remaining: 0, resetMs: p.endMs, retryAtMs: p.endMs }, next: null, free, endMs: p.endMs };
 }
 
 /** Whole seconds a client must wait: rounded up, at least 1 (SPEC §3 step 4). */

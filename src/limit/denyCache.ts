@@ -1,39 +1,40 @@
 import type { Clock } from '../clock';
-import { limitResult, type LimitResult } from './store';
+import { planResult, type PlanResult, type PlanTemplate } from './plan';
 
 interface Denial {
-  readonly limit: number;
-  readonly algorithm: string;
-  /** Local epoch ms before which the store cannot allow this caller again. */
+  readonly template: PlanTemplate;
+  readonly cost: number;
+  /** Local epoch ms before which the store cannot allow this request again. */
   readonly until: number;
-  /** The store's answer, shifted to local time. */
-  readonly resetMs: number;
-  readonly retryAtMs: number;
+  readonly binding: number;
+  /** The store's per-counter answer, reset times shifted to local time. */
+  readonly counters: readonly number[];
 }
 
 /**
- * Holds a denial until the earliest moment the store could allow that caller again
- * (GCRA's retry time; for the sliding window, when the weighted previous window has
- * decayed enough). Other instances can only add to the caller's count, never take
- * from it, so a held denial never turns an allowed request into a 429. Cleared when
- * tiers, keys or health change.
+ * Holds a denial until the plan's retry time: the soonest moment every counter could
+ * allow that request again (GCRA's retry time; for the sliding window, when the weighted
+ * previous window has decayed enough; a quota's period end). Other instances can only add
+ * to the subject's counts, never take from them, so a held denial never turns an allowed
+ * request into a 429. Held per subject (key or identity) for one template and cost: any
+ * other plan asks the store. Cleared when tiers, keys or health change.
  */
 export class DenyCache {
   private readonly denials = new Map<string, Denial>();
 
   constructor(private readonly clock: Clock, private readonly maxEntries = 100_000) {}
 
-  /** A cached denial for this caller at this limit, as a result in local time. */
-  get(id: string, limit: number, algorithm: string): LimitResult | null {
+  /** A cached denial for this subject and plan, as a result in local time. */
+  get(subject: string, template: PlanTemplate, cost: number): PlanResult | null {
     if (this.denials.size === 0) return null;
-    const d = this.denials.get(id);
+    const d = this.denials.get(subject);
     if (d === undefined) return null;
     const now = this.clock();
-    if (now >= d.until || d.limit !== limit || d.algorithm !== algorithm) {
-      this.denials.delete(id);
+    if (now >= d.until || d.template !== template || d.cost !== cost) {
+      this.denials.delete(subject);
       return null;
     }
-    return limitResult(false, 0, d.resetMs, d.retryAtMs, now);
+    return planResult(false, d.until, now, d.binding, d.counters);
   }
 
   /**
@@ -41,13 +42,12 @@ export class DenyCache {
    * local time the store was asked: mapping the store's clock through it errs early,
    * so the cache lets a request through to the store rather than hold it too long.
    */
-  put(id: string, limit: number, algorithm: string, result: LimitResult, askedAt: number): void {
+  put(subject: string, template: PlanTemplate, cost: number, result: PlanResult, askedAt: number): void {
     if (this.denials.size >= this.maxEntries) this.sweep();
     if (this.denials.size >= this.maxEntries) return;
     const shift = askedAt - result.nowMs;
-    this.denials.set(id, {
-      limit, algorithm, until: result.retryAtMs + shift, resetMs: result.resetMs + shift, retryAtMs: result.retryAtMs + shift,
-    });
+    const counters = result.counters.map((v, i) => (i % 2 === 1 ? v + shift : v));
+    this.denials.set(subject, { template, cost, until: result.retryAtMs + shift, binding: result.binding, counters });
   }
 
   clear(): void {

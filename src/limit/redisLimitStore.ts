@@ -1,54 +1,82 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CoalescedWrites } from './coalescedWrites';
-import { GCRA_LUA, SLIDING_WINDOW_LUA } from './redisScripts';
-import { limitResult, type LimitRequest, type LimitResult, type LimitStore } from './store';
+import { planResult, type Plan, type PlanResult } from './plan';
+import { PLAN_LUA, QUOTA_CHANGE_LUA } from './redisScripts';
+import type { LimitStore, QuotaChange, QuotaUsage } from './store';
 
-type ScriptReply = [number, number, number, number, number];
-type Script = (key: string, limit: number, windowMs: number, peek: string) => Promise<ScriptReply>;
-
+type Arg = string | number;
 interface ScriptCommands {
-  tollgateSlidingWindow: Script;
-  tollgateGcra: Script;
+  tollgatePlan(numKeys: number, ...args: Arg[]): Promise<number[]>;
+  tollgateQuotaChange(key: string, mode: string, n: number, offset: number, spec: string, anchor: number, limit: number): Promise<number[]>;
 }
 
 /** Registers the limiter scripts once per client; ioredis loads them on every node on NOSCRIPT. */
 function withScripts(client: Redis | Cluster): ScriptCommands {
   const c = client as (Redis | Cluster) & Partial<ScriptCommands>;
-  if (!c.tollgateSlidingWindow) c.defineCommand('tollgateSlidingWindow', { numberOfKeys: 1, lua: SLIDING_WINDOW_LUA });
-  if (!c.tollgateGcra) c.defineCommand('tollgateGcra', { numberOfKeys: 1, lua: GCRA_LUA });
+  // numberOfKeys omitted: a plan has as many keys as counters, given as the first argument.
+  if (!c.tollgatePlan) c.defineCommand('tollgatePlan', { lua: PLAN_LUA });
+  if (!c.tollgateQuotaChange) c.defineCommand('tollgateQuotaChange', { numberOfKeys: 1, lua: QUOTA_CHANGE_LUA });
   return c as unknown as ScriptCommands;
 }
 
-function toResult(r: ScriptReply): LimitResult {
-  return limitResult(r[0] === 1, r[1], r[2], r[3], r[4]);
+export interface RedisLimitStoreOptions {
+  /**
+   * Added to Redis `TIME` inside the scripts. Tests only (quota rollovers at chosen
+   * instants without waiting); no setting reaches it, so production always passes 0.
+   */
+  readonly clockOffsetMs?: number;
 }
 
 /**
- * One EVALSHA per decision. All keys of one caller share the hash tag `{id}`, so a
- * script never crosses Redis Cluster slots.
+ * One EVALSHA per decision, whatever the number of counters. All keys of one subject (key
+ * id or identity) share the hash tag `{subject}`, so a script never crosses Redis Cluster slots.
  */
 export class RedisLimitStore implements LimitStore {
   private readonly scripts: ScriptCommands;
   private readonly writes: CoalescedWrites;
+  private readonly offset: number;
 
-  constructor(client: Redis | Cluster, private readonly prefix: string) {
+  constructor(client: Redis | Cluster, private readonly prefix: string, options: RedisLimitStoreOptions = {}) {
     this.scripts = withScripts(client);
     this.writes = new CoalescedWrites(client);
+    this.offset = options.clockOffsetMs ?? 0;
   }
 
-  decide(req: LimitRequest): Promise<LimitResult> {
-    return this.run(req, '0');
+  decide(plan: Plan): Promise<PlanResult> {
+    return this.run(plan, '0');
   }
 
-  peek(req: LimitRequest): Promise<LimitResult> {
-    return this.run(req, '1');
+  peek(plan: Plan): Promise<PlanResult> {
+    return this.run(plan, '1');
   }
 
-  private async run(req: LimitRequest, peek: string): Promise<LimitResult> {
+  async changeQuota(plan: Plan, change: QuotaChange | null): Promise<QuotaUsage> {
+    const c = plan.template.counters[plan.template.quotaIndex];
+    const key = `${this.prefix}{${plan.subject}}:${c.key}`;
+    const [mode, n] = change === null ? ['get', 0] : 'reset' in change ? ['reset', 0] : ['add', change.add];
+    const r = await this.scripts.tollgateQuotaChange(key, mode, n, this.offset, c.spec, c.anchor, c.limit);
+    return { limit: r[0], used: r[1], remaining: r[2], resetMs: r[3] };
+  }
+
+  private async run(plan: Plan, peek: string): Promise<PlanResult> {
     this.writes.hold();
-    if (req.algorithm === 'gcra') {
-      return toResult(await this.scripts.tollgateGcra(`${this.prefix}{${req.id}}:gcra`, req.limit, req.windowMs, peek));
+    const { counters } = plan.template;
+    const n = counters.length;
+    const args: Arg[] = new Array(1 + n + 3 + 3 * n);
+    args[0] = n;
+    const tag = `${this.prefix}{${plan.subject}}:`;
+    for (let i = 0; i < n; i++) args[1 + i] = tag + counters[i].key;
+    let a = 1 + n;
+    args[a++] = peek;
+    args[a++] = plan.cost;
+    args[a++] = this.offset;
+    for (let i = 0; i < n; i++) {
+      const c = counters[i];
+      args[a++] = c.spec;
+      args[a++] = c.limit;
+      args[a++] = c.windowMs === 0 ? c.anchor : c.windowMs;
     }
-    return toResult(await this.scripts.tollgateSlidingWindow(`${this.prefix}{${req.id}}:sw`, req.limit, req.windowMs, peek));
+    const r = await this.scripts.tollgatePlan(...(args as [number, ...Arg[]]));
+    return planResult(r[0] === 1, r[3], r[1], r[2], r.slice(4));
   }
 }

@@ -1,13 +1,5 @@
 import type { Decision } from './algorithms';
-import type { Algorithm } from './tiers';
-
-export interface LimitRequest {
-  /** The caller's identity (the API key's record id; never the key). */
-  readonly id: string;
-  readonly algorithm: Algorithm;
-  readonly limit: number;
-  readonly windowMs: number;
-}
+import type { Plan, PlanResult } from './plan';
 
 export interface LimitResult extends Decision {
   /** The store's clock at the decision (Redis `TIME` for the Redis store). */
@@ -23,10 +15,24 @@ export function limitResult(allowed: boolean, remaining: number, resetMs: number
   return { allowed, remaining, resetMs, retryAtMs, nowMs };
 }
 
+/** `reset`: the period starts afresh (count 0, no top-up); `add`: N more requests for the current period. */
+export type QuotaChange = { readonly reset: true } | { readonly add: number };
+
+/** A quota as it stands (admin usage, `POST /admin/keys/:id/quota`). */
+export interface QuotaUsage {
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  /** Epoch ms the period ends. */
+  readonly resetMs: number;
+}
+
 /** Decides atomically in the store. One implementation per backend; one contract suite for all. */
 export interface LimitStore {
-  /** Counts the request when allowed. */
-  decide(req: LimitRequest): Promise<LimitResult>;
+  /** Every counter of the plan in one atomic step; counts in all of them only when all allow. */
+  decide(plan: Plan): Promise<PlanResult>;
   /** Same answer as `decide` would give, without counting anything. */
-  peek(req: LimitRequest): Promise<LimitResult>;
+  peek(plan: Plan): Promise<PlanResult>;
+  /** The plan's quota counter (`plan.template.quotaIndex` ≥ 0) for its current period, changed first unless `change` is null. */
+  changeQuota(plan: Plan, change: QuotaChange | null): Promise<QuotaUsage>;
 }

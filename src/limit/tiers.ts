@@ -1,4 +1,6 @@
-/** Tier definitions (SPEC §2): parsing and validation, pure. */
+/** Tier definitions (SPEC §2, §9): parsing and validation, pure. */
+import type { QuotaLimit, WindowLimit } from './plan';
+import { parseQuota, parseWindows } from './planLimits';
 
 export type Algorithm = 'sliding-window' | 'gcra';
 export const ALGORITHMS: readonly Algorithm[] = ['sliding-window', 'gcra'];
@@ -12,6 +14,11 @@ export interface Tier {
   /** What DEGRADED allows. */
   readonly degraded: number;
   readonly algorithm: Algorithm;
+  /** Extra rate windows, in force in every health state (SPEC §9). */
+  readonly windows: readonly WindowLimit[];
+  readonly quota: QuotaLimit | null;
+  /** SPEC §10: `shadow` counts would-be refusals and lets them through; unset = LIMIT_MODE. */
+  readonly mode?: 'enforce' | 'shadow';
 }
 
 export interface TierSet {
@@ -22,7 +29,8 @@ export interface TierSet {
 
 export const TIER_NAME = /^[a-z0-9_-]{1,32}$/;
 const TOP_FIELDS = new Set(['windowSeconds', 'algorithm', 'tiers']);
-const TIER_FIELDS = new Set(['limit', 'burst', 'degraded', 'algorithm']);
+const TIER_FIELDS = new Set(['limit', 'burst', 'degraded', 'algorithm', 'windows', 'quota', 'mode']);
+const MODES = ['enforce', 'shadow'];
 const MAX_WINDOW_S = 86_400;
 
 export type TierParseResult = { ok: true; tiers: TierSet } | { ok: false; reasons: string[] };
@@ -68,7 +76,7 @@ function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, wind
     reasons.push(`tier "${name}" must be an object`);
     return null;
   }
-  for (const k of Object.keys(def)) if (!TIER_FIELDS.has(k)) reasons.push(`tier "${name}": unknown field "${k}" (allowed: limit, burst, degraded, algorithm)`);
+  for (const k of Object.keys(def)) if (!TIER_FIELDS.has(k)) reasons.push(`tier "${name}": unknown field "${k}" (allowed: ${[...TIER_FIELDS].join(', ')})`);
   const { limit } = def;
   const burst = def.burst ?? limit;
   const degraded = def.degraded ?? limit;
@@ -88,13 +96,28 @@ function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, wind
   if (biggest * windowSeconds * 1000 * 4 > Number.MAX_SAFE_INTEGER) {
     reasons.push(`tier "${name}": limits × windowSeconds too large to count exactly`);
   }
-  if (reasons.length > before) return null;
-  return { name, limit: limit as number, burst: burst as number, degraded: degraded as number, algorithm: algorithm as Algorithm };
+  const windows = def.windows === undefined ? [] : parseWindows(def.windows, `tier "${name}": `, reasons);
+  const quota = def.quota === undefined ? null : parseQuota(def.quota, `tier "${name}": `, reasons);
+  if (def.mode !== undefined && !MODES.includes(def.mode as string)) reasons.push(`tier "${name}": mode must be one of ${MODES.join(', ')}; got ${JSON.stringify(def.mode)}`);
+  if (reasons.length > before || windows === null || quota === undefined) return null;
+  const tier = { name, limit: limit as number, burst: burst as number, degraded: degraded as number, algorithm: algorithm as Algorithm, windows, quota };
+  return def.mode === undefined ? tier : { ...tier, mode: def.mode as 'enforce' | 'shadow' };
 }
 
 /** The shape `GET /admin/tiers` shows. */
 export function tiersToJson(set: TierSet): Record<string, unknown> {
   const tiers: Record<string, unknown> = {};
-  for (const t of set.tiers.values()) tiers[t.name] = { limit: t.limit, burst: t.burst, degraded: t.degraded, algorithm: t.algorithm };
+  for (const t of set.tiers.values()) {
+    tiers[t.name] = {
+      limit: t.limit, burst: t.burst, degraded: t.degraded, algorithm: t.algorithm,
+      ...(t.windows.length > 0 ? { windows: t.windows } : {}),
+      ...(t.quota !== null ? { quota: quotaJson(t.quota) } : {}),
+      ...(t.mode !== undefined ? { mode: t.mode } : {}),
+    };
+  }
   return { windowSeconds: set.windowSeconds, algorithm: set.algorithm, tiers };
+}
+
+export function quotaJson(q: QuotaLimit): Record<string, unknown> {
+  return q.anchor === 'key' ? { limit: q.limit, period: q.period, anchor: 'key' } : { limit: q.limit, period: q.period };
 }

@@ -51,6 +51,8 @@ export class Metrics {
   private readonly shadowRefusals: Counter<'tier' | 'policy'>;
   private readonly byTier = new Map<string, OutcomeCounters>();
   private readonly pending: PendingCount[] = [];
+  /** SPEC §9: refusals by tier and the kind of counter that refused; never a key. */
+  readonly limitRefusals: Counter<'tier' | 'counter'>;
 
   constructor(opts: { defaultMetrics: boolean }) {
     const registers = [this.registry];
@@ -74,6 +76,11 @@ export class Metrics {
     this.breaker = new Gauge({ name: 'tollgate_store_breaker_state', help: 'Store circuit breaker: 1 for the current state, 0 otherwise.', labelNames: ['state'], registers, aggregator: 'max' });
     this.storeFallback = new Counter({ name: 'tollgate_store_fallback_total', help: 'Decisions made by STORE_FAILURE_MODE because the store was unusable.', registers });
     this.blockedIps = new Gauge({ name: 'tollgate_blocked_ips', help: 'Client IPs blocked for sending invalid API keys.', registers, aggregator: 'max' });
+    this.limitRefusals = new Counter({
+      name: 'tollgate_limit_refusals_total',
+      help: 'Requests refused by a limit, by tier and by the kind of counter that refused (rate = the main window, window = an extra window, quota, route).',
+      labelNames: ['tier', 'counter'], registers,
+    });
     this.configReloads = new Counter({ name: 'tollgate_config_reloads_total', help: 'Reloads of a config file (tiers, routes, tls) by result (ok, rejected).', labelNames: ['file', 'result'], registers });
     // min across workers (WORKERS > 1): the fleet's file is "not ok" as soon as one worker
     // rejected it, which is what TollgateConfigRejected must see; max would hide that worker.
@@ -107,6 +114,19 @@ export class Metrics {
       this.byTier.set(tier, c);
     }
     return c;
+  }
+
+  private readonly refusalChildren = new Map<string, { inc(): void }>();
+
+  /** Counts a refusal by `kind` of counter; the labelled child is made once per pair. */
+  refused(tier: string, kind: string): void {
+    const k = `${tier}\u0000${kind}`;
+    let c = this.refusalChildren.get(k);
+    if (c === undefined) {
+      c = this.limitRefusals.labels(tier, kind);
+      this.refusalChildren.set(k, c);
+    }
+    c.inc();
   }
 
   setHealth(status: HealthStatus): void {

@@ -8,6 +8,8 @@ export type LimitMode = 'enforce' | 'shadow';
 
 /** A per-tier limit of one route: `limit` requests per `windowSeconds`, per key (or identity). */
 export interface RouteLimit {
+  /** The route's name (the counter's name and store key). */
+  readonly name: string;
   readonly limit: number;
   readonly windowSeconds: number;
 }
@@ -166,7 +168,7 @@ function parseRoute(def: unknown, i: number, tierNames: ReadonlySet<string>, rea
         const okWindow = whole(windowSeconds, 1, MAX_WINDOW_S);
         if (!okLimit) reasons.push(`${lw}: limit must be a whole number of at least 1; got ${JSON.stringify(l.limit)}`);
         if (!okWindow) reasons.push(`${lw}: windowSeconds must be a whole number 1-${MAX_WINDOW_S}; got ${JSON.stringify(l.windowSeconds)}`);
-        if (okLimit && okWindow) limits.set(tier, { limit: l.limit as number, windowSeconds: windowSeconds as number });
+        if (okLimit && okWindow) limits.set(tier, { name: nameOk ? def.name as string : '', limit: l.limit as number, windowSeconds: windowSeconds as number });
       }
     }
   }
@@ -277,7 +279,7 @@ export function routesToJson(routes: readonly Route[]): Record<string, unknown> 
       cost: r.cost,
       auth: r.auth,
       ...(r.tiers === null ? {} : { tiers: [...r.tiers] }),
-      ...(r.limits.size === 0 ? {} : { limits: Object.fromEntries(r.limits) }),
+      ...(r.limits.size === 0 ? {} : { limits: Object.fromEntries([...r.limits].map(([t, l]) => [t, { limit: l.limit, windowSeconds: l.windowSeconds }])) }),
       upstream: r.upstream,
       mode: r.mode,
     })),

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { COMMANDS_PER_WRITE } from '../../src/limit/coalescedWrites';
 import { RedisLimitStore } from '../../src/limit/redisLimitStore';
-import type { LimitRequest } from '../../src/limit/store';
+import { singlePlan, type LimitRequest } from '../support/limitPlans';
 import { startRedis, type RedisServer } from '../support/redis';
 
 /*
@@ -53,11 +53,11 @@ describe('CoalescedWrites on a real redis-server', () => {
   it.each(['sliding-window', 'gcra'] as const)('%s: 40 decisions in one turn go out in 40 / COMMANDS_PER_WRITE writes and count exactly', async (algorithm) => {
     const store = new RedisLimitStore(client, `t${randomUUID()}:`);
     const req: LimitRequest = { id: 'k1', algorithm, limit: 25, windowMs: 60_000 };
-    await store.peek(req); // loads the script (EVALSHA, then EVAL on NOSCRIPT) outside the counted turn
+    await store.peek(singlePlan(req)); // loads the script (EVALSHA, then EVAL on NOSCRIPT) outside the counted turn
     const before = await evalshaCalls(admin);
     const writes = countWrites(client);
 
-    const results = await Promise.all(Array.from({ length: 40 }, () => store.decide(req)));
+    const results = await Promise.all(Array.from({ length: 40 }, () => store.decide(singlePlan(req))));
 
     expect(results.filter((r) => r.allowed)).toHaveLength(25);
     expect(results.filter((r) => !r.allowed)).toHaveLength(15);
@@ -68,12 +68,12 @@ describe('CoalescedWrites on a real redis-server', () => {
   it('a decision alone in its turn is sent in that turn, not held', async () => {
     const store = new RedisLimitStore(client, `t${randomUUID()}:`);
     const req: LimitRequest = { id: 'k2', algorithm: 'sliding-window', limit: 5, windowMs: 60_000 };
-    await store.peek(req);
+    await store.peek(singlePlan(req));
     const writes = countWrites(client);
     const sequential = [];
     for (let i = 0; i < 7; i++) {
       const before = writes.count;
-      const decision = store.decide(req);
+      const decision = store.decide(singlePlan(req));
       // Out by the end of this turn (setImmediate), not on some later timer.
       await new Promise((resolve) => setImmediate(resolve));
       expect(writes.count).toBe(before + 1);

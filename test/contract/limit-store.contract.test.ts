@@ -3,7 +3,15 @@ import { Cluster, Redis } from 'ioredis';
 import { gcra, slidingWindow, type Decision, type SlidingWindowState } from '../../src/limit/algorithms';
 import { MemoryLimitStore } from '../../src/limit/memoryLimitStore';
 import { RedisLimitStore } from '../../src/limit/redisLimitStore';
-import type { LimitRequest, LimitResult, LimitStore } from '../../src/limit/store';
+import type { LimitResult, LimitStore } from '../../src/limit/store';
+import type { StoredKey } from '../../src/auth/keyStore';
+import { quotaPeriod } from '../../src/limit/calendar';
+import { DenyCache } from '../../src/limit/denyCache';
+import { Limiter, type LimitDecision } from '../../src/limit/limiter';
+import type { Counter, Plan, PlanResult } from '../../src/limit/plan';
+import type { KeyLimits } from '../../src/limit/planLimits';
+import { parseTiers } from '../../src/limit/tiers';
+import { counters, plan, singleCounterStore, type LimitRequest, type SingleCounterStore } from '../support/limitPlans';
 import type { Algorithm } from '../../src/limit/tiers';
 import { sleep } from '../support/processes';
 import { startRedis } from '../support/redis';
@@ -17,12 +25,20 @@ import { startRedisCluster } from '../support/redisCluster';
  */
 
 interface LimitStoreFixture {
-  /** Stores sharing one backend, as gateway instances sharing Redis do (memory: one store). */
-  readonly stores: readonly LimitStore[];
+  /** Stores sharing one backend, as gateway instances sharing Redis do (memory: one store), asked one counter at a time. */
+  readonly stores: readonly SingleCounterStore[];
+  /** The same stores, asked whole plans. */
+  readonly raw: readonly LimitStore[];
   /** About the store clock's current time (to keep bursts away from window edges). */
   now(): number;
   /** Lets `ms` pass on the store's clock: a fake clock for memory, real time for Redis. */
   wait(ms: number): Promise<void>;
+  /**
+   * A store of the same backend whose clock reads about `instantMs` now (memory: a second
+   * store with its own fake clock, set exactly; Redis: the script's test-only clock offset,
+   * so within a few ms). Stores from repeated calls share their counters.
+   */
+  storeAt(instantMs: number): LimitStore;
   close(): Promise<void>;
 }
 
@@ -284,7 +300,8 @@ function describeAgreementWithMemory(name: string, makeFixture: () => Promise<Li
       const fromRedis = await runSequence(redisFx, steps);
 
       let now = 0;
-      const memory = new MemoryLimitStore(() => now);
+      const memoryStore = new MemoryLimitStore(() => now);
+      const memory = singleCounterStore(memoryStore);
       try {
         const calls = steps.filter((s): s is Exclude<Step, { kind: 'wait' }> => s.kind !== 'wait');
         const fromMemory: LimitResult[] = [];
@@ -297,9 +314,242 @@ function describeAgreementWithMemory(name: string, makeFixture: () => Promise<Li
         expect(summary(fromRedis)).toEqual(summary(fromMemory));
         expect(fromRedis).toEqual(fromMemory);
       } finally {
-        memory.close();
+        memoryStore.close();
       }
     });
+  });
+}
+
+
+/** SPEC §9: plans of several counters, decided in one atomic step on every backend. */
+function describeMultiCounterContract(name: string, makeFixture: () => Promise<LimitStoreFixture>): void {
+  describe(`LimitStore contract, multi-counter plans: ${name}`, () => {
+    let fixture: LimitStoreFixture | undefined;
+    beforeAll(async () => {
+      fixture = await makeFixture();
+    });
+    afterAll(async () => {
+      await fixture?.close();
+    });
+    function fx(): LimitStoreFixture {
+      if (fixture === undefined) throw new Error(`${name} fixture did not start`);
+      return fixture;
+    }
+    const freshId = (label: string): string => `${label}-${randomUUID()}`;
+    /** All N decisions in flight at once, spread over the fixture's stores. */
+    const burst = (p: Plan, n: number): Promise<PlanResult[]> => Promise.all(Array.from({ length: n }, (_, i) => fx().raw[i % fx().raw.length].decide(p)));
+    /** Clear of both a second's and a minute's edge. */
+    async function awayFromEdges(): Promise<void> {
+      await awayFromWindowEdge(fx(), MINUTE, 2500);
+      await awayFromWindowEdge(fx(), 1000, 400);
+    }
+
+    describe.each(ALGORITHMS)('%s', (algorithm) => {
+      const main = (limit: number, windowMs = MINUTE): Counter => counters.rate('t', algorithm, limit, windowMs, 'rate');
+      const perSecond = (limit: number): Counter => counters.rate('t-1s', algorithm, limit, 1000, 'window');
+
+      test('all or nothing: a burst of 40 meets 20/min and 5/s: exactly 5 allowed, and only those 5 count in the minute', async () => {
+        await awayFromEdges();
+        const id = freshId('all');
+        const results = await burst(plan(id, [main(20), perSecond(5)]), 40);
+        expect(results.filter((r) => r.allowed)).toHaveLength(5);
+        for (const r of results.filter((x) => !x.allowed)) {
+          expect(r.binding).toBe(1);
+          expect(r.retryAtMs).toBeGreaterThan(r.nowMs);
+          // gcra: a token within 1 s; sliding window: once the weighted previous second has decayed, within 2.
+          expect(r.retryAtMs - r.nowMs).toBeLessThanOrEqual(algorithm === 'gcra' ? 1000 : 2000);
+        }
+        // The minute window alone (same subject, same store key): 5 counted, so 15 left, 14 after a peeked one.
+        expect(await fx().raw[0].peek(plan(id, [main(20)]))).toMatchObject({ allowed: true, remaining: 14 });
+      });
+
+      test('a refused request counts nowhere: the quota sees only the 3 the main window allowed, and the window only the 2 the quota allowed', async () => {
+        await awayFromEdges();
+        const a = plan(freshId('nowhere'), [main(3), counters.quota('t-quota', 100, 'day')]);
+        const results: PlanResult[] = [];
+        for (let i = 0; i < 10; i++) results.push(await fx().raw[0].decide(a));
+        expect(results.map((r) => r.allowed)).toEqual([true, true, true, false, false, false, false, false, false, false]);
+        expect(await fx().raw[0].changeQuota(a, null)).toMatchObject({ limit: 100, used: 3, remaining: 97 });
+
+        const id = freshId('nowhere-q');
+        const b = plan(id, [main(20), counters.quota('t-quota', 2, 'day')]);
+        expect((await burst(b, 12)).filter((r) => r.allowed)).toHaveLength(2);
+        expect(await fx().raw[0].peek(plan(id, [main(20)]))).toMatchObject({ allowed: true, remaining: 17 });
+      });
+
+      test('Retry-After when a different counter binds: the 1 s window refuses while the minute has room; at the retry time one is allowed', async () => {
+        await awayFromEdges();
+        const p = plan(freshId('binds'), [main(100), perSecond(2)]);
+        for (let i = 0; i < 2; i++) expect((await fx().raw[0].decide(p)).allowed).toBe(true);
+        const denied = await fx().raw[0].decide(p);
+        expect(denied).toMatchObject({ allowed: false, binding: 1 });
+        // As things stand: the minute window has 98 free, the second none.
+        expect(denied.counters[0]).toBe(98);
+        expect(denied.counters[2]).toBe(0);
+        expect(denied.retryAtMs).toBeGreaterThan(denied.nowMs);
+        expect(denied.retryAtMs - denied.nowMs).toBeLessThanOrEqual(algorithm === 'gcra' ? 1000 : 2000);
+        await fx().wait(denied.retryAtMs - denied.nowMs + 20);
+        const again = await fx().raw[0].decide(p);
+        expect(again.allowed).toBe(true);
+        expect(again.nowMs).toBeGreaterThanOrEqual(denied.retryAtMs);
+      });
+
+      test('two counters refuse: the later retry binds (the quota, until 00:00 UTC)', async () => {
+        await awayFromEdges();
+        const p = plan(freshId('two'), [main(2), counters.quota('t-quota', 2, 'day')]);
+        expect((await burst(p, 2)).every((r) => r.allowed)).toBe(true);
+        const denied = await fx().raw[0].decide(p);
+        expect(denied).toMatchObject({ allowed: false, binding: 1, retryAtMs: quotaPeriod('day', 0, denied.nowMs).endMs });
+      });
+
+      test('cost N counts N in every counter and needs N free in each', async () => {
+        await awayFromEdges();
+        const id = freshId('cost');
+        const p = plan(id, [main(10), perSecond(6)], 3);
+        const first = await fx().raw[0].decide(p);
+        expect(first).toMatchObject({ allowed: true, counters: [7, first.counters[1], 3, first.counters[3]] });
+        const second = await fx().raw[0].decide(p);
+        expect(second).toMatchObject({ allowed: true, binding: 1 });
+        expect([second.counters[0], second.counters[2]]).toEqual([4, 0]);
+        const third = await fx().raw[0].decide(p);
+        expect(third).toMatchObject({ allowed: false, binding: 1 });
+        // Nothing of the refused 3 counted: the minute has 4 free, 3 after a peeked one.
+        expect(await fx().raw[0].peek(plan(id, [main(10)]))).toMatchObject({ allowed: true, remaining: 3 });
+      });
+    });
+
+    test('identity sharing: keys of one identity with different limits count in one set of counters', async () => {
+      await awayFromEdges();
+      const subject = `i:${freshId('acme')}`;
+      const small = plan(subject, [counters.rate('free', 'sliding-window', 5, MINUTE, 'rate')]);
+      const large = plan(subject, [counters.rate('pro', 'sliding-window', 12, MINUTE, 'rate')]);
+      expect((await burst(small, 8)).filter((r) => r.allowed)).toHaveLength(5);
+      // Each judged by its own limits, over the shared count: 12 − 5 = 7 more for the larger.
+      expect((await burst(large, 10)).filter((r) => r.allowed)).toHaveLength(7);
+      expect((await fx().raw[0].decide(small)).allowed).toBe(false);
+    });
+
+    test('per-key overrides through the limiter: a key\'s limits replace its tier\'s for it alone', async () => {
+      await awayFromEdges();
+      const parsed = parseTiers({ tiers: { pro: { limit: 5, windows: [{ limit: 3, windowSeconds: 1 }], quota: { limit: 1000, period: 'day' } } } });
+      if (!parsed.ok) throw new Error(parsed.reasons.join('; '));
+      const local = new MemoryLimitStore(() => fx().now());
+      const limiter = new Limiter({
+        store: fx().raw[0], breaker: null, local, denyCache: new DenyCache(() => fx().now()), failureMode: 'local', clock: () => fx().now(), onFallback: () => undefined,
+      }, parsed.tiers);
+      const key = (id: string, limits?: KeyLimits): StoredKey => ({ id, tier: 'pro', name: id, disabled: false, createdAt: new Date().toISOString(), hash: id, ...(limits ? { limits } : {}) });
+      const plain = key(freshId('plain'));
+      const custom = key(freshId('custom'), { burst: 8, windows: [], quota: null });
+      const run = async (k: StoredKey): Promise<LimitDecision[]> => {
+        const out: LimitDecision[] = [];
+        for (let i = 0; i < 10; i++) {
+          const planned = limiter.request(k, 'NORMAL');
+          if (planned === null) throw new Error('no plan');
+          out.push(await limiter.decide(planned));
+        }
+        return out;
+      };
+      const a = await run(plain);
+      expect(a.filter((d) => d.result.allowed)).toHaveLength(3);
+      expect(a[9].plan.template.counters.map((c) => c.name)).toEqual(['pro', 'pro-1s', 'pro-quota']);
+      const b = await run(custom);
+      expect(b.filter((d) => d.result.allowed)).toHaveLength(8);
+      expect(b[9].plan.template.counters.map((c) => `${c.name}:${c.limit}`)).toEqual(['pro:8']);
+      local.close();
+    });
+
+    test.each([
+      // [period, anchor day, the boundary]: 31-, 30-, 28- and 29-day months, a year's end, anchors clamped.
+      ['day', 0, '2027-03-14T00:00:00.000Z'],
+      ['month', 1, '2027-02-01T00:00:00.000Z'],
+      ['month', 1, '2027-05-01T00:00:00.000Z'],
+      ['month', 1, '2027-03-01T00:00:00.000Z'],
+      ['month', 1, '2028-03-01T00:00:00.000Z'],
+      ['month', 1, '2028-01-01T00:00:00.000Z'],
+      ['month', 31, '2027-02-28T00:00:00.000Z'],
+      ['month', 31, '2027-03-31T00:00:00.000Z'],
+      ['month', 31, '2027-04-30T00:00:00.000Z'],
+      ['month', 30, '2028-02-29T00:00:00.000Z'],
+      ['month', 29, '2027-02-28T00:00:00.000Z'],
+      ['month', 15, '2027-01-15T00:00:00.000Z'],
+    ] as const)('quota rollover: %s, anchor %i, at %s', async (period, anchor, boundaryIso) => {
+      const boundary = Date.parse(boundaryIso);
+      const p = plan(freshId('rollover'), [counters.quota('t-quota', 2, period, anchor)]);
+      const before = fx().storeAt(boundary - 1500);
+      expect((await before.decide(p)).allowed).toBe(true);
+      expect((await before.decide(p)).allowed).toBe(true);
+      const denied = await before.decide(p);
+      expect(denied).toMatchObject({ allowed: false, binding: 0, retryAtMs: boundary, resetMs: boundary });
+      const after = fx().storeAt(boundary + 1500);
+      const again = await after.decide(p);
+      expect(again).toMatchObject({ allowed: true, remaining: 1 });
+      expect(again.resetMs).toBe(quotaPeriod(period, anchor, boundary).endMs);
+    });
+
+    test('the store\'s quota periods are calendar.ts\'s at every month boundary of 2026-2029 (± 2 s), anchors 1, 29, 30 and 31', async () => {
+      const mismatches: string[] = [];
+      for (let year = 2026; year <= 2029; year++) {
+        for (let month = 1; month <= 12; month++) {
+          for (const anchor of [1, 29, 30, 31]) {
+            const start = quotaPeriod('month', anchor, Date.UTC(year, month - 1, 15)).startMs;
+            for (const at of [start - 2000, start + 2000]) {
+              const p = plan(freshId('cal'), [counters.quota('q', 5, 'month', anchor)]);
+              const r = await fx().storeAt(at).peek(p);
+              const expected = quotaPeriod('month', anchor, r.nowMs).endMs;
+              if (r.resetMs !== expected) mismatches.push(`${new Date(r.nowMs).toISOString()} anchor ${anchor}: ${new Date(r.resetMs).toISOString()} ≠ ${new Date(expected).toISOString()}`);
+            }
+          }
+        }
+      }
+      expect(mismatches).toEqual([]);
+    });
+
+    test('quota top-up and reset: {"add":N} gives N more this period, {"reset":true} starts it afresh', async () => {
+      const p = plan(freshId('topup'), [counters.quota('t-quota', 2, 'day')]);
+      const store = fx().raw[0];
+      expect((await burst(p, 4)).filter((r) => r.allowed)).toHaveLength(2);
+      expect(await store.changeQuota(p, { add: 3 })).toMatchObject({ limit: 5, used: 2, remaining: 3 });
+      expect((await burst(p, 6)).filter((r) => r.allowed)).toHaveLength(3);
+      expect(await store.changeQuota(p, { reset: true })).toMatchObject({ limit: 2, used: 0, remaining: 2 });
+      expect((await burst(p, 4)).filter((r) => r.allowed)).toHaveLength(2);
+    });
+  });
+}
+
+/** Multi-counter sequences, with costs, on a Redis store and on MemoryLimitStore driven by Redis's clock: identical answers. */
+function describeMultiAgreement(name: string, makeFixture: () => Promise<LimitStoreFixture>): void {
+  test.each(ALGORITHMS)(`${name}: multi-counter plans agree with MemoryLimitStore decision for decision (%s)`, async (algorithm) => {
+    const redisFx = await makeFixture();
+    try {
+      await awayFromWindowEdge(redisFx, MINUTE, 3000);
+      const id = `agree-multi-${randomUUID()}`;
+      const list = [counters.rate('t', algorithm, 20, MINUTE, 'rate'), counters.rate('t-1s', algorithm, 8, 1000), counters.quota('t-quota', 15, 'day'), counters.quota('m', 30, 'month', 31)];
+      const plans = [plan(id, list), plan(id, list, 2), plan(id, list.slice(0, 2), 3)];
+      const steps: Array<{ p: Plan; peek: boolean } | number> = [];
+      for (let round = 0; round < 4; round++) {
+        for (let i = 0; i < 7; i++) steps.push({ p: plans[i % plans.length], peek: i === 5 });
+        steps.push(300);
+      }
+      const fromRedis: PlanResult[] = [];
+      for (const s of steps) {
+        if (typeof s === 'number') await sleep(s);
+        else fromRedis.push(s.peek ? await redisFx.raw[0].peek(s.p) : await redisFx.raw[0].decide(s.p));
+      }
+      let now = 0;
+      const memory = new MemoryLimitStore(() => now);
+      const fromMemory: PlanResult[] = [];
+      const calls = steps.filter((s): s is { p: Plan; peek: boolean } => typeof s !== 'number');
+      for (let i = 0; i < calls.length; i++) {
+        now = fromRedis[i].nowMs;
+        fromMemory.push(calls[i].peek ? await memory.peek(calls[i].p) : await memory.decide(calls[i].p));
+      }
+      memory.close();
+      expect(fromRedis.filter((r) => r.allowed).length).toBeGreaterThan(3);
+      expect(fromRedis.filter((r) => !r.allowed).length).toBeGreaterThan(3);
+      expect(fromRedis).toEqual(fromMemory);
+    } finally {
+      await redisFx.close();
+    }
   });
 }
 
@@ -309,8 +559,15 @@ function memoryFixture(): Promise<LimitStoreFixture> {
   // A fake clock 1 s into an epoch-aligned minute (and second).
   let now = 1_700_000_041_000;
   const store = new MemoryLimitStore(() => now);
+  let calendarNow = 0;
+  const calendar = new MemoryLimitStore(() => calendarNow);
   return Promise.resolve({
-    stores: [store],
+    storeAt(instantMs: number) {
+      calendarNow = instantMs;
+      return calendar;
+    },
+    stores: [singleCounterStore(store)],
+    raw: [store],
     now: () => now,
     wait(ms: number) {
       now += Math.ceil(ms);
@@ -318,6 +575,7 @@ function memoryFixture(): Promise<LimitStoreFixture> {
     },
     close() {
       store.close();
+      calendar.close();
       return Promise.resolve();
     },
   });
@@ -326,8 +584,11 @@ function memoryFixture(): Promise<LimitStoreFixture> {
 /** Three clients (three gateway instances) sharing one Redis deployment, real time. */
 function sharedRedisFixture(clients: ReadonlyArray<Redis | Cluster>, stop: () => Promise<void>): LimitStoreFixture {
   const prefix = `contract-${randomUUID().slice(0, 8)}:`;
+  const raw = clients.map((client) => new RedisLimitStore(client, prefix));
   return {
-    stores: clients.map((client) => new RedisLimitStore(client, prefix)),
+    stores: raw.map(singleCounterStore),
+    raw,
+    storeAt: (instantMs) => new RedisLimitStore(clients[0], prefix, { clockOffsetMs: instantMs - Date.now() }),
     now: () => Date.now(),
     wait: (ms) => sleep(Math.ceil(ms)),
     async close() {
@@ -348,8 +609,13 @@ async function clusterFixture(): Promise<LimitStoreFixture> {
   return sharedRedisFixture([0, 1, 2].map(() => new Cluster(nodes)), () => cluster.stop());
 }
 
+describeMultiCounterContract('MemoryLimitStore (fake clock)', memoryFixture);
+describeMultiCounterContract('RedisLimitStore on redis-server', redisFixture);
+describeMultiCounterContract('RedisLimitStore on a 3-master Redis Cluster', clusterFixture);
 describeLimitStoreContract('MemoryLimitStore (fake clock)', memoryFixture);
 describeLimitStoreContract('RedisLimitStore on redis-server', redisFixture);
 describeLimitStoreContract('RedisLimitStore on a 3-master Redis Cluster', clusterFixture);
+describeMultiAgreement('RedisLimitStore on redis-server', redisFixture);
+describeMultiAgreement('RedisLimitStore on a 3-master Redis Cluster', clusterFixture);
 describeAgreementWithMemory('RedisLimitStore on redis-server', redisFixture);
 describeAgreementWithMemory('RedisLimitStore on a 3-master Redis Cluster', clusterFixture);

@@ -4,49 +4,27 @@
 // only reveal at run time: probes on the admin port, the security context, resources,
 // references to Secrets and ConfigMaps that exist with the keys used, settings that are
 // real tollgate settings, the image that docker-compose.yml builds, selectors that select.
+// test/e2e/kubernetes-pod.e2e.test.ts runs the gateway container as the kubelet would.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { parse, parseAllDocuments } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
-import { ConfigMap, type IConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { Secret, type ISecret } from 'kubernetes-models/v1/Secret';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service, type IService } from 'kubernetes-models/v1/Service';
 import type { IContainer } from 'kubernetes-models/v1/Container';
-import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import { Deployment, type IDeployment } from 'kubernetes-models/apps/v1/Deployment';
-import { PodDisruptionBudget, type IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
-import { HorizontalPodAutoscaler, type IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import { schema } from '../../src/config/schema';
 import { parseTiers } from '../../src/limit/tiers';
-
-const ROOT = resolve(__dirname, '..', '..');
-const DIR = join(ROOT, 'deploy', 'kubernetes');
-
-type Dict = Record<string, unknown>;
-const isDict = (value: unknown): value is Dict => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-interface Manifest {
-  file: string;
-  doc: Dict;
-}
-
-const kustomization = parse(readFileSync(join(DIR, 'kustomization.yaml'), 'utf8')) as Dict;
-const manifestFiles = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml').sort();
-const manifests: Manifest[] = manifestFiles.flatMap((file) =>
-  parseAllDocuments(readFileSync(join(DIR, file), 'utf8')).map((d) => {
-    if (d.errors.length > 0) throw new Error(`${file}: ${d.errors[0].message}`);
-    const doc: unknown = d.toJS();
-    if (!isDict(doc)) throw new Error(`${file}: a document that is not a mapping`);
-    return { file, doc };
-  }),
-);
-const docs = manifests.map((m) => m.doc);
-const where = (doc: Dict): string => {
-  const meta = isDict(doc.metadata) ? doc.metadata : {};
-  return `${String(doc.kind)}/${String(meta.name)}`;
-};
+import {
+  ROOT, allContainers, configMaps, containerPort, deployments, docs, envValue, fileSource, gatewayContainer,
+  gatewayDeployment, gatewayDeployments, hpas, isDict, keysOf, kustomization, manifestFiles, manifests, pdbs,
+  podLabels, podSpec, secretValue, secrets, selects, services, setting, where, type Dict,
+} from './kubernetesManifests';
 
 // ---- schema validation ------------------------------------------------------------------
 
@@ -99,113 +77,6 @@ function validateStrict(doc: Dict): string[] {
   };
   walk(doc, '');
   return unknown;
-}
-
-// ---- helpers over the typed objects -----------------------------------------------------
-
-const deployments = docs.filter((d): d is Dict & IDeployment => Deployment.is(d));
-const services = docs.filter((d): d is Dict & IService => Service.is(d));
-const configMaps = docs.filter((d): d is Dict & IConfigMap => ConfigMap.is(d));
-const secrets = docs.filter((d): d is Dict & ISecret => Secret.is(d));
-const pdbs = docs.filter((d): d is Dict & IPodDisruptionBudget => PodDisruptionBudget.is(d));
-const hpas = docs.filter((d): d is Dict & IHorizontalPodAutoscaler => HorizontalPodAutoscaler.is(d));
-
-function podSpec(d: IDeployment): IPodSpec {
-  const spec = d.spec?.template.spec;
-  if (!spec) throw new Error(`${d.metadata?.name}: no pod spec`);
-  return spec;
-}
-
-const podLabels = (d: IDeployment): Record<string, string> => d.spec?.template.metadata?.labels ?? {};
-
-/** matchLabels selection; matchExpressions are not used here, so refuse them. */
-function selects(selector: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] } | Record<string, string> | undefined, labels: Record<string, string>): boolean {
-  if (!selector) return false;
-  let match: Record<string, string>;
-  if ('matchLabels' in selector || 'matchExpressions' in selector) {
-    const s = selector as { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
-    if (s.matchExpressions?.length) throw new Error('matchExpressions are not checked by this test');
-    match = s.matchLabels ?? {};
-  } else {
-    match = selector as Record<string, string>;
-  }
-  return Object.keys(match).length > 0 && Object.entries(match).every(([k, v]) => labels[k] === v);
-}
-
-/** The container that runs the gateway: the tollgate image with dist/main.js. */
-function isGateway(c: IContainer): boolean {
-  return [...(c.command ?? []), ...(c.args ?? [])].includes('dist/main.js');
-}
-
-const gatewayDeployments = deployments.filter((d) => podSpec(d).containers.some(isGateway));
-const gatewayDeployment = (): IDeployment => {
-  expect(gatewayDeployments).toHaveLength(1);
-  return gatewayDeployments[0];
-};
-const gatewayContainer = (): IContainer => {
-  const c = podSpec(gatewayDeployment()).containers.find(isGateway);
-  if (!c) throw new Error('no gateway container');
-  return c;
-};
-
-/** A plain `value` env var of the container, or undefined. */
-const envValue = (c: IContainer, name: string): string | undefined => c.env?.find((e) => e.name === name)?.value;
-
-/** The setting the gateway runs with: the container's env, else the schema's default. */
-function setting(c: IContainer, name: string): string {
-  const fromEnv = envValue(c, name);
-  if (fromEnv !== undefined) return fromEnv;
-  const entry = Object.values(schema).find((s) => s.env === name);
-  if (!entry) throw new Error(`${name} is not a setting`);
-  return String(entry.default);
-}
-
-/** A probe's or Service's port, named or numeric, as the container's port number. */
-function containerPort(c: IContainer, port: number | string | undefined): number {
-  if (typeof port === 'number') return port;
-  const found = c.ports?.find((p) => p.name === port);
-  if (!found) throw new Error(`container ${c.name} has no port named ${String(port)}`);
-  return found.containerPort;
-}
-
-function allContainers(spec: IPodSpec): IContainer[] {
-  return [...(spec.initContainers ?? []), ...spec.containers];
-}
-
-/** Keys a ConfigMap or Secret provides. */
-function keysOf(kind: 'ConfigMap' | 'Secret', name: string): string[] | null {
-  if (kind === 'ConfigMap') {
-    const cm = configMaps.find((c) => c.metadata?.name === name);
-    return cm ? [...Object.keys(cm.data ?? {}), ...Object.keys(cm.binaryData ?? {})] : null;
-  }
-  const s = secrets.find((c) => c.metadata?.name === name);
-  return s ? [...Object.keys(s.data ?? {}), ...Object.keys(s.stringData ?? {})] : null;
-}
-
-function secretValue(name: string, key: string): string {
-  const s = secrets.find((c) => c.metadata?.name === name);
-  const plain = s?.stringData?.[key];
-  if (plain !== undefined) return plain;
-  const encoded = s?.data?.[key];
-  if (encoded === undefined) throw new Error(`Secret ${name} has no key ${key}`);
-  return Buffer.from(encoded, 'base64').toString('utf8');
-}
-
-/** Where a file path inside the container comes from: the volume mounted at its directory and the key. */
-function fileSource(spec: IPodSpec, c: IContainer, file: string): { kind: 'ConfigMap' | 'Secret'; name: string; key: string } {
-  const mount = c.volumeMounts?.find((m) => m.mountPath.replace(/\/$/, '') === dirname(file));
-  if (!mount) throw new Error(`${file}: no volume mounted at ${dirname(file)}`);
-  expect(mount.subPath).toBeUndefined(); // a subPath mount never sees an update
-  const volume = spec.volumes?.find((v) => v.name === mount.name);
-  const source = volume?.configMap
-    ? { kind: 'ConfigMap' as const, name: volume.configMap.name ?? '', items: volume.configMap.items }
-    : volume?.secret
-      ? { kind: 'Secret' as const, name: volume.secret.secretName ?? '', items: volume.secret.items }
-      : null;
-  if (!source) throw new Error(`${file}: volume ${mount.name} is not a ConfigMap or Secret`);
-  const item = source.items ? source.items.find((i) => i.path === basename(file)) : { key: basename(file) };
-  if (!item) throw new Error(`${file}: no item of volume ${mount.name} has path ${basename(file)}`);
-  return { kind: source.kind, name: source.name, key: item.key };
 }
 
 // ---- the tests --------------------------------------------------------------------------

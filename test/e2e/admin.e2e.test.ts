@@ -172,7 +172,7 @@ describe('keys', () => {
     for (let i = 0; i < 3; i++) await get(a.url, k.key);
     const u1 = (await admin(a, 'GET', `/admin/keys/${k.id}/usage`)).json<Record<string, unknown>>();
     const u2 = (await admin(a, 'GET', `/admin/keys/${k.id}/usage`)).json<Record<string, unknown>>();
-    expect(u1).toEqual({ id: k.id, tier: 'free', limit: 20, remaining: 17, reset: expect.any(Number) });
+    expect(u1).toEqual({ id: k.id, tier: 'free', limit: 20, remaining: 17, reset: expect.any(Number), windows: [], quota: null });
     expect(u2).toEqual(u1);
     const next = await get(a.url, k.key);
     expect(next.headers['x-ratelimit-remaining']).toBe('16');

@@ -6,7 +6,8 @@ import { startGateway, type GatewayProcess } from '../support/gateway';
 import { burst, countStatuses, httpRequest } from '../support/http';
 import { waitFor } from '../support/processes';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { HOUR_TIERS, createKey, get } from './fixtures';
+import { startRedis, type RedisServer } from '../support/redis';
+import { EXACT, HOUR_TIERS, createKey, get } from './fixtures';
 
 /* Routes (SPEC §10): the routes file and its reloads, auth none/optional, tiers, cost 0, several upstreams. */
 
@@ -188,4 +189,70 @@ test('two upstreams: each gets only its routes, bodies streamed both ways, over 
   } finally {
     await gw.stop();
   }
+});
+
+test('cost 5: a free key (20 in NORMAL) gets 4 requests of the route, and its main counter shows all 20 used', async () => {
+  const { gw } = await startWithRoutes({ routes: [{ name: 'search', match: { path: '/v1/search*' }, cost: 5 }] });
+  try {
+    const { key } = await createKey(gw.adminUrl, 'free');
+    const results = [];
+    for (let i = 0; i < 6; i++) results.push(await get(`${gw.url}/v1/search?q=${i}`, key));
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 429, 429]);
+    expect(results.slice(0, 4).map((r) => r.headers['x-ratelimit-remaining'])).toEqual(['15', '10', '5', '0']);
+    // The main counter is the key's own: a plain request is refused too.
+    expect((await get(`${gw.url}/other`, key)).status).toBe(429);
+  } finally {
+    await gw.stop();
+  }
+});
+
+describe('on a shared Redis', () => {
+  let redis: RedisServer;
+  beforeAll(async () => { redis = await startRedis(); });
+  afterAll(async () => { await redis?.stop(); });
+
+  test('a route limit is exact across two instances, counted with the key\'s own counters in one store call per allowed request', async () => {
+    const routes = { routes: [{ name: 'jobs', match: { methods: ['POST'], path: '/v1/jobs' }, tiers: ['pro'], limits: { pro: { limit: 10, windowSeconds: 3600 } } }] };
+    const a = await startWithRoutes(routes, { REDIS_URL: redis.url, ...EXACT });
+    const b = await startWithRoutes(routes, { REDIS_URL: redis.url, ...EXACT });
+    try {
+      const { key } = await createKey(a.gw.adminUrl, 'pro');
+      // Warm both instances' key caches, then count only what the requests cost.
+      expect((await get(`${a.gw.url}/warm`, key)).status).toBe(200);
+      expect((await get(`${b.gw.url}/warm`, key)).status).toBe(200);
+      await redis.resetStats();
+      const results = await burst(30, 10, (i) => httpRequest(`${(i % 2 ? a : b).gw.url}/v1/jobs`, { method: 'POST', headers: { 'x-api-key': key }, body: `{"i":${i}}` }));
+      expect(countStatuses(results)).toEqual({ 200: 10, 429: 20 });
+      const limited = results.find((r) => r.status === 429);
+      expect(limited?.json<{ error: string; limit: number }>()).toMatchObject({ error: 'rate_limited', limit: 10 });
+      const stats = await redis.commandStats();
+      const scripts = (stats.evalsha ?? 0) + (stats.eval ?? 0);
+      // One script per allowed request; refused ones at most one each (then held by the deny cache).
+      expect(scripts).toBeGreaterThanOrEqual(10);
+      expect(scripts).toBeLessThanOrEqual(30);
+      // The key's main counter counted only the 10 allowed (plus the 2 warm-ups): 150 - 12.
+      expect((await get(`${a.gw.url}/other`, key)).headers['x-ratelimit-remaining']).toBe('137');
+    } finally {
+      await Promise.all([a.gw.stop(), b.gw.stop()]);
+    }
+  });
+
+  test('one Redis round trip per allowed request with a route limit in force', async () => {
+    const routes = { routes: [{ name: 'reports', match: { path: '/reports*' }, limits: { pro: { limit: 1000, windowSeconds: 3600 } } }] };
+    const { gw } = await startWithRoutes(routes, { REDIS_URL: redis.url, ...EXACT });
+    try {
+      const pro = await createKey(gw.adminUrl, 'pro');
+      expect((await get(`${gw.url}/reports/warm`, pro.key)).status).toBe(200);
+      await redis.resetStats();
+      const results = await burst(100, 10, (i) => get(`${gw.url}/reports/${i}`, pro.key));
+      expect(countStatuses(results)).toEqual({ 200: 100 });
+      const stats = await redis.commandStats();
+      expect((stats.evalsha ?? 0) + (stats.eval ?? 0)).toBe(100);
+      // Both counters moved in that one call: the route's and the key's own.
+      const last = await get(`${gw.url}/reports/last`, pro.key, { 'x-request-id': 'x' });
+      expect(last.headers['x-ratelimit-remaining']).toBe(String(150 - 102));
+    } finally {
+      await gw.stop();
+    }
+  });
 });

@@ -1,12 +1,9 @@
-import { copyFileSync, mkdirSync, mkdtempSync, renameSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { kubeletVolume } from './kubeletVolume';
 
-/*
- * A directory laid out as Kubernetes mounts a Secret: the files are symlinks through
- * `..data`, itself a symlink to a timestamped directory; an update writes a new directory
- * and renames a new `..data` over the old one, so the files' own paths never change.
- */
+/* A TLS pair in a directory laid out as Kubernetes mounts a Secret (see kubeletVolume.ts). */
 
 export interface SecretDir {
   readonly dir: string;
@@ -17,19 +14,12 @@ export interface SecretDir {
 }
 
 export function secretDir(certFrom: string, keyFrom: string): SecretDir {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-secret-'));
-  let version = 0;
-  const publish = (cert: string, key: string): void => {
-    version += 1;
-    const data = `..2026_12_06_00_00_${String(version).padStart(2, '0')}`;
-    mkdirSync(path.join(dir, data));
-    copyFileSync(cert, path.join(dir, data, 'tls.crt'));
-    copyFileSync(key, path.join(dir, data, 'tls.key'));
-    symlinkSync(data, path.join(dir, '..data_tmp'));
-    renameSync(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+  const pair = (cert: string, key: string) => ({ 'tls.crt': readFileSync(cert), 'tls.key': readFileSync(key) });
+  const volume = kubeletVolume(mkdtempSync(path.join(tmpdir(), 'tollgate-secret-')), pair(certFrom, keyFrom));
+  return {
+    dir: volume.dir,
+    certFile: volume.file('tls.crt'),
+    keyFile: volume.file('tls.key'),
+    swap: (cert, key) => volume.update(pair(cert, key)),
   };
-  publish(certFrom, keyFrom);
-  symlinkSync(path.join('..data', 'tls.crt'), path.join(dir, 'tls.crt'));
-  symlinkSync(path.join('..data', 'tls.key'), path.join(dir, 'tls.key'));
-  return { dir, certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key'), swap: publish };
 }

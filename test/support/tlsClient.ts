@@ -20,10 +20,10 @@ export interface PeerCertificate {
   alpn: string | false;
 }
 
-/** Opens a fresh TLS connection, reads the server's certificate and ALPN choice, and closes it. */
-export function peerCertificate(port: number, caFiles: readonly string[], alpn: string[] = ['h2', 'http/1.1'], timeoutMs = 5000): Promise<PeerCertificate> {
+/** Opens a fresh TLS connection (SNI `servername`), reads the server's certificate and ALPN choice, and closes it. */
+export function peerCertificate(port: number, caFiles: readonly string[], alpn: string[] = ['h2', 'http/1.1'], timeoutMs = 5000, servername = 'localhost'): Promise<PeerCertificate> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: caFiles.map((f) => readFileSync(f)), ALPNProtocols: alpn, servername: 'localhost' }, () => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: caFiles.map((f) => readFileSync(f)), ALPNProtocols: alpn, servername }, () => {
       const result = { fingerprint: socket.getPeerCertificate().fingerprint256, alpn: socket.alpnProtocol ?? false };
       socket.end();
       clearTimeout(timer);

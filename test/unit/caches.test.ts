@@ -4,7 +4,9 @@ import { BlockedIps, MemoryBlockStore } from '../../src/auth/ipBlocks';
 import { KeyCache } from '../../src/auth/keyCache';
 import type { StoredKey } from '../../src/auth/keyStore';
 import { DenyCache } from '../../src/limit/denyCache';
-import type { LimitResult } from '../../src/limit/store';
+import { planResult, type PlanResult } from '../../src/limit/plan';
+import type { Algorithm } from '../../src/limit/tiers';
+import { singlePlan } from '../support/limitPlans';
 
 /* The in-process caches (fake clock), the admin body validators and API key handling. */
 
@@ -23,8 +25,14 @@ function fakeClock(start = T0): { now: () => number; set(ms: number): void; adva
   };
 }
 
-function denial(overrides: Partial<LimitResult> = {}): LimitResult {
-  return { allowed: false, remaining: 0, resetMs: T0 + 60_000, retryAtMs: T0 + 5_000, nowMs: T0, ...overrides };
+function denial(overrides: { resetMs?: number; retryAtMs?: number; nowMs?: number } = {}): PlanResult {
+  const d = { resetMs: T0 + 60_000, retryAtMs: T0 + 5_000, nowMs: T0, ...overrides };
+  return planResult(false, d.retryAtMs, d.nowMs, 0, [0, d.resetMs]);
+}
+
+/** The one-window template of this limit and algorithm (shared, as the limiter shares them). */
+function tpl(limit: number, algorithm: Algorithm) {
+  return singlePlan({ id: 'x', algorithm, limit, windowMs: 60_000 }).template;
 }
 
 function storedKey(n: number, overrides: Partial<StoredKey> = {}): StoredKey {
@@ -43,42 +51,42 @@ describe('DenyCache', () => {
   test('holds a denial until the retry time, then lets the caller through to the store', () => {
     const clock = fakeClock();
     const cache = new DenyCache(clock.now);
-    cache.put('k1', 20, 'sliding-window', denial(), T0);
+    cache.put('k1', tpl(20, 'sliding-window'), 1, denial(), T0);
 
     clock.set(T0 + 4_999);
-    expect(cache.get('k1', 20, 'sliding-window')).toEqual({
+    expect(cache.get('k1', tpl(20, 'sliding-window'), 1)).toMatchObject({
       allowed: false, remaining: 0, resetMs: T0 + 60_000, retryAtMs: T0 + 5_000, nowMs: T0 + 4_999,
     });
     clock.set(T0 + 5_000);
-    expect(cache.get('k1', 20, 'sliding-window')).toBeNull();
+    expect(cache.get('k1', tpl(20, 'sliding-window'), 1)).toBeNull();
     // Released for good: an earlier clock reading does not bring it back.
     clock.set(T0 + 1_000);
-    expect(cache.get('k1', 20, 'sliding-window')).toBeNull();
+    expect(cache.get('k1', tpl(20, 'sliding-window'), 1)).toBeNull();
   });
 
   test('an unknown caller is a miss; callers are independent', () => {
     const cache = new DenyCache(fakeClock().now);
-    expect(cache.get('k1', 20, 'gcra')).toBeNull();
-    cache.put('k1', 20, 'gcra', denial(), T0);
-    expect(cache.get('k2', 20, 'gcra')).toBeNull();
-    expect(cache.get('k1', 20, 'gcra')).not.toBeNull();
+    expect(cache.get('k1', tpl(20, 'gcra'), 1)).toBeNull();
+    cache.put('k1', tpl(20, 'gcra'), 1, denial(), T0);
+    expect(cache.get('k2', tpl(20, 'gcra'), 1)).toBeNull();
+    expect(cache.get('k1', tpl(20, 'gcra'), 1)).not.toBeNull();
   });
 
   test('clear() drops every held denial (tiers, keys or health changed)', () => {
     const cache = new DenyCache(fakeClock().now);
-    cache.put('k1', 20, 'gcra', denial(), T0);
-    cache.put('k2', 150, 'sliding-window', denial(), T0);
+    cache.put('k1', tpl(20, 'gcra'), 1, denial(), T0);
+    cache.put('k2', tpl(150, 'sliding-window'), 1, denial(), T0);
     cache.clear();
-    expect(cache.get('k1', 20, 'gcra')).toBeNull();
-    expect(cache.get('k2', 150, 'sliding-window')).toBeNull();
+    expect(cache.get('k1', tpl(20, 'gcra'), 1)).toBeNull();
+    expect(cache.get('k2', tpl(150, 'sliding-window'), 1)).toBeNull();
   });
 
   test('a different limit (NORMAL → DEGRADED) or algorithm is a miss', () => {
     const cache = new DenyCache(fakeClock().now);
-    cache.put('k1', 20, 'sliding-window', denial(), T0);
-    expect(cache.get('k1', 2, 'sliding-window')).toBeNull();
-    cache.put('k1', 20, 'sliding-window', denial(), T0);
-    expect(cache.get('k1', 20, 'gcra')).toBeNull();
+    cache.put('k1', tpl(20, 'sliding-window'), 1, denial(), T0);
+    expect(cache.get('k1', tpl(2, 'sliding-window'), 1)).toBeNull();
+    cache.put('k1', tpl(20, 'sliding-window'), 1, denial(), T0);
+    expect(cache.get('k1', tpl(20, 'gcra'), 1)).toBeNull();
   });
 
   test('store times are mapped to local time through the moment the store was asked, so the hold errs early', () => {
@@ -87,28 +95,28 @@ describe('DenyCache', () => {
     // The store's clock runs 10 s ahead of ours; we asked at T0, the answer arrived 40 ms later.
     const storeNow = T0 + 10_000;
     clock.set(T0 + 40);
-    cache.put('k1', 20, 'gcra', denial({ nowMs: storeNow, retryAtMs: storeNow + 3_000, resetMs: storeNow + 30_000 }), T0);
+    cache.put('k1', tpl(20, 'gcra'), 1, denial({ nowMs: storeNow, retryAtMs: storeNow + 3_000, resetMs: storeNow + 30_000 }), T0);
 
-    const held = cache.get('k1', 20, 'gcra');
+    const held = cache.get('k1', tpl(20, 'gcra'), 1);
     expect(held).toMatchObject({ allowed: false, retryAtMs: T0 + 3_000, resetMs: T0 + 30_000 });
     clock.set(T0 + 2_999);
-    expect(cache.get('k1', 20, 'gcra')).not.toBeNull();
+    expect(cache.get('k1', tpl(20, 'gcra'), 1)).not.toBeNull();
     // Released 3 s after we asked — not 3 s after the answer arrived (T0 + 3040), which could be late.
     clock.set(T0 + 3_000);
-    expect(cache.get('k1', 20, 'gcra')).toBeNull();
+    expect(cache.get('k1', tpl(20, 'gcra'), 1)).toBeNull();
   });
 
   test('when full, expired entries make room; with none expired, new denials are not held (never wrong, only slower)', () => {
     const clock = fakeClock();
     const cache = new DenyCache(clock.now, 2);
-    cache.put('a', 1, 'gcra', denial({ retryAtMs: T0 + 100 }), T0);
-    cache.put('b', 1, 'gcra', denial({ retryAtMs: T0 + 10_000 }), T0);
-    cache.put('c', 1, 'gcra', denial({ retryAtMs: T0 + 10_000 }), T0);
-    expect(cache.get('c', 1, 'gcra')).toBeNull();
+    cache.put('a', tpl(1, 'gcra'), 1, denial({ retryAtMs: T0 + 100 }), T0);
+    cache.put('b', tpl(1, 'gcra'), 1, denial({ retryAtMs: T0 + 10_000 }), T0);
+    cache.put('c', tpl(1, 'gcra'), 1, denial({ retryAtMs: T0 + 10_000 }), T0);
+    expect(cache.get('c', tpl(1, 'gcra'), 1)).toBeNull();
     clock.set(T0 + 200);
-    cache.put('c', 1, 'gcra', denial({ retryAtMs: T0 + 10_000 }), T0);
-    expect(cache.get('c', 1, 'gcra')).not.toBeNull();
-    expect(cache.get('b', 1, 'gcra')).not.toBeNull();
+    cache.put('c', tpl(1, 'gcra'), 1, denial({ retryAtMs: T0 + 10_000 }), T0);
+    expect(cache.get('c', tpl(1, 'gcra'), 1)).not.toBeNull();
+    expect(cache.get('b', tpl(1, 'gcra'), 1)).not.toBeNull();
   });
 });
 

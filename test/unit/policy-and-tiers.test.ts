@@ -57,7 +57,7 @@ describe('parseTiers: defaults', () => {
     const set = tiersOf(parseTiers({ tiers: { basic: { limit: 5 } } }));
     expect(set.windowSeconds).toBe(60);
     expect(set.algorithm).toBe('sliding-window');
-    expect(tier(set, 'basic')).toEqual({ name: 'basic', limit: 5, burst: 5, degraded: 5, algorithm: 'sliding-window' });
+    expect(tier(set, 'basic')).toEqual({ name: 'basic', limit: 5, burst: 5, degraded: 5, algorithm: 'sliding-window', windows: [], quota: null });
     expect(effectiveLimit(tier(set, 'basic'), 'NORMAL')).toBe(5);
     expect(effectiveLimit(tier(set, 'basic'), 'DEGRADED')).toBe(5);
   });
