@@ -18,12 +18,15 @@ import { parseCidrList } from './gateway/clientIp';
 import { createPipeline } from './gateway/pipeline';
 import { createProxyListener } from './gateway/proxyServer';
 import { readTlsPair, watchTlsFiles, type TlsPair } from './gateway/tlsCredentials';
-import { HealthState, type HealthRecord } from './health/healthState';
+import { HealthController } from './health/controller';
+import { HealthState, type HealthOverride } from './health/healthState';
+import { healthView } from './health/healthView';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { DenyCache } from './limit/denyCache';
 import { Limiter } from './limit/limiter';
 import { quotaBody, usageBody } from './limit/usage';
 import { MemoryLimitStore } from './limit/memoryLimitStore';
-import type { HealthStatus } from './limit/policy';
 import { RedisLimitStore } from './limit/redisLimitStore';
 import type { LimitStore } from './limit/store';
 import { StoreBreaker } from './limit/storeBreaker';
@@ -38,6 +41,8 @@ import { RouteTable } from './routes/routeTable';
 import type { RoutesParseResult } from './routes/routes';
 import { MemoryControl, type Control, type ControlEvent } from './sync/control';
 import { RedisControl } from './sync/redisControl';
+import { LocalHealthFleet } from './sync/healthFleet';
+import { RedisHealthFleet } from './sync/redisHealthFleet';
 
 export interface AppOptions {
   /** `all`: both ports. With WORKERS > 1 the primary serves `admin` and each worker `proxy`. */
@@ -166,7 +171,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const denyCache = new DenyCache(clock);
   const keyCache = new KeyCache(clock);
   const blocked = new BlockedIps(clock);
-  const health = new HealthState(new Date(clock()));
+  const health = new HealthState(config.healthMode, new Date(clock()));
   const limiter = new Limiter({
     store: limitStore, breaker, local, denyCache, failureMode: config.storeFailureMode, clock,
     onFallback: () => metrics.storeFallback.inc(),
@@ -174,10 +179,32 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const keys = new KeyService(keyStore, control, (t) => tiers.tiers.has(t), clock, (event, fields) => audit(log, event, fields));
   const auth = new Authenticator(keyStore, keyCache, breaker);
 
-  health.onChange((r, previous) => {
-    metrics.setHealth(r.status);
+  const storeUsable = () => breaker === null || (breaker.state === 'closed' && redis !== null && redis.status === 'ready');
+  const instanceId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const controller = new HealthController({
+    health, control, clock, storeUsable,
+    fleet: redis === null ? new LocalHealthFleet(instanceId) : new RedisHealthFleet(redis, config.redisKeyPrefix, instanceId),
+    tunables: config.health,
+    concurrency: config.concurrencyLimit,
+    onTransition: (t, signals) => {
+      if (health.mode === 'auto' && health.override === null) return; // audited as health.changed when it takes force
+      log.info({ from: t.from, to: t.to, reasons: t.reasons, signals, mode: health.mode }, 'automatic health state changed');
+    },
+    onWarn: (message, err) => log.warn({ err: { message: err.message } }, message),
+  });
+  metrics.watchHealth(() => ({
+    inflight: controller.guard?.inFlight ?? 0,
+    limit: controller.guard === null ? 0 : controller.concurrencyLimit,
+    automatic: health.mode === 'manual' ? null : health.automatic?.status ?? 'NORMAL',
+  }));
+
+  health.onChange((to, from, cause, reasons) => {
+    metrics.setHealth(to);
+    metrics.healthTransitions.inc({ from, to, cause });
     denyCache.clear();
-    log.info({ status: r.status, previous: previous.status }, 'health state in force');
+    log.info({ status: to, previous: from, cause }, 'health state in force');
+    // An override is audited where it was set, with its actor; automatic changes and expiries where they take force.
+    if (cause !== 'override') audit(log, 'health.changed', { from, to, cause, reasons, instance: instanceId });
   });
 
   // Cross-instance changes: pub/sub at once, the 1 s poll as the safety net.
@@ -191,7 +218,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const onControl = (e: ControlEvent) => {
     switch (e.type) {
       case 'health':
-        health.apply(e.record);
+        health.setOverride(e.override, clock());
+        break;
+      case 'health-auto':
+        health.setAutomatic(e.record, clock());
         break;
       case 'keys':
         keyCache.invalidate(e.hashes);
@@ -206,7 +236,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   };
   const sync = async () => {
     const snap = await control.snapshot();
-    health.apply(snap.health);
+    health.setOverride(snap.override, clock());
+    if (snap.automatic !== null && !controller.deciding) health.setAutomatic(snap.automatic, clock());
     if (snap.keysVersion !== keysVersion) {
       if (keysVersion !== -1) {
         // Changes we missed on pub/sub: we don't know which hashes, so drop them all.
@@ -248,9 +279,9 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     secure: config.tlsCertFile !== null,
     draining: () => draining,
     onError: (code, req, where, err, headers) => pipeline.onUpstreamError(req, where, reply(code), err, headers),
-    onResponseHead: (req, seconds) => pipeline.onUpstreamHead(req, seconds),
+    onResponseHead: (req, seconds, status) => pipeline.onUpstreamHead(req, seconds, status),
+    onCancelled: (req) => pipeline.onUpstreamCancelled(req),
     onResponseEnd: (req, res) => pipeline.onUpstreamEnd(req, res),
-    onClientGone: (req) => pipeline.onClientGone(req),
     dropKeyHeader: config.forwardApiKey ? null : config.apiKeyHeader.toLowerCase(),
   });
   const blockPolicy = { invalidKeyLimit: config.invalidKeyLimit, windowMs: config.invalidKeyWindowS * 1000, blockMs: config.ipBlockS * 1000 };
@@ -263,6 +294,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     auth,
     limiter,
     health,
+    guard: controller.guard,
+    signals: controller.recorder,
     proxy,
     metrics,
     log,
@@ -284,26 +317,38 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
 
   async function plannedKey(id: string) {
     const key = await keys.stored(id);
-    const planned = limiter.request(key, health.status);
+    const planned = limiter.request(key, health.status, 1, health.ramp);
     if (planned === null) throw new GatewayError('invalid_request', `key ${id} names tier ${JSON.stringify(key.tier)}, which is not in force`);
     return { key, plan: planned.plan };
   }
 
-  const storeUsable = () => breaker === null || (breaker.state === 'closed' && redis !== null && redis.status === 'ready');
   const admin = createAdminServer({
     token: config.adminToken,
     log,
     ready: () => !draining && (config.storeFailureMode !== 'closed' || storeUsable()) && (options.readyCheck?.() ?? true),
     metrics: options.metricsOverride ?? (async () => ({ contentType: metrics.contentType, body: await metrics.text() })),
     health: {
-      current: () => health.current,
-      async set(status: HealthStatus, actor: string): Promise<HealthRecord> {
+      current: () => healthView(health),
+      async pin(pin, actor) {
+        const now = clock();
         const previous = health.current.status;
-        const record = { status, since: status === previous ? health.current.since : new Date(clock()).toISOString() };
-        await control.setHealth(record);
-        health.apply(record);
-        if (status !== previous) audit(log, 'health.changed', { from: previous, to: status, actor });
-        return health.current;
+        const override: HealthOverride = {
+          status: pin.status, since: new Date(now).toISOString(),
+          until: pin.ttlSeconds === null ? null : new Date(now + pin.ttlSeconds * 1000).toISOString(),
+          reason: pin.reason, by: actor,
+        };
+        await control.setOverride(override);
+        health.setOverride(override, now);
+        audit(log, 'health.changed', { from: previous, to: pin.status, cause: 'override', until: override.until, reason: pin.reason, actor });
+        return healthView(health);
+      },
+      async unpin(actor) {
+        if (health.override === null) return false;
+        const previous = health.current.status;
+        await control.setOverride(null);
+        health.setOverride(null, clock());
+        audit(log, 'health.changed', { from: previous, to: health.current.status, cause: 'override', reason: 'override removed', actor });
+        return true;
       },
     },
     keys,
@@ -355,6 +400,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     http2: config.http2,
     onRequest: pipeline.handleRequest,
     onUpgrade: pipeline.handleUpgrade,
+    onResetFlood: (ip) => log.warn({ ip }, 'h2 session closed: streams reset faster than allowed (rapid reset)'),
   });
   const proxyServer = listener.server;
   let stopWatchingTls: () => void = () => undefined;
@@ -430,6 +476,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         sync().catch(() => undefined);
       }, SYNC_INTERVAL_MS);
       syncTimer.unref();
+      controller.start();
       stopWatching = watchTiersFile(config.tiersFile, () => { void reloadTiers(FILE_WATCH); });
       routes.watch(FILE_WATCH);
       if (tlsFiles !== null && role !== 'admin') stopWatchingTls = watchTlsFiles(tlsFiles, () => { void reloadTls(FILE_WATCH); });
@@ -445,6 +492,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       routes.close();
       stopWatchingTls();
       if (syncTimer) clearInterval(syncTimer);
+      await controller.stop();
       const closed = new Promise<void>((resolve) => {
         if (!proxyServer.listening) return resolve();
         proxyServer.close(() => resolve());

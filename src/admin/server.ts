@@ -4,11 +4,10 @@ import { isIP } from 'node:net';
 import type { KeyService } from '../auth/keyService';
 import { GatewayError, isGatewayError, reply, type ErrorReply } from '../errors';
 import { sendError } from '../errorResponse';
-import type { HealthRecord } from '../health/healthState';
-import type { HealthStatus } from '../limit/policy';
+import type { HealthView } from '../health/healthView';
 import type { QuotaChange } from '../limit/store';
 import type { Logger } from '../observability/logger';
-import { parseHealthBody, parseKeyPatch, parseNewKey, parsePage, parseQuotaBody, parseRotateBody } from './validate';
+import { parseHealthBody, parseKeyPatch, parseNewKey, parsePage, parseQuotaBody, parseRotateBody, type HealthPin } from './validate';
 
 /** What the admin port needs from the rest of the gateway; app.ts provides it. */
 export interface AdminDeps {
@@ -16,7 +15,12 @@ export interface AdminDeps {
   readonly log: Logger;
   readonly ready: () => boolean;
   readonly metrics: () => Promise<{ contentType: string; body: string }>;
-  readonly health: { current(): HealthRecord; set(status: HealthStatus, actor: string): Promise<HealthRecord> };
+  readonly health: {
+    current(): HealthView;
+    pin(pin: HealthPin, actor: string): Promise<HealthView>;
+    /** Ends the pin; false when there was none. */
+    unpin(actor: string): Promise<boolean>;
+  };
   readonly keys: KeyService;
   /** The usage body of SPEC §9 (main window, windows, quota). */
   readonly usage: (id: string) => Promise<Record<string, unknown>>;
@@ -100,7 +104,14 @@ export function createAdminServer(deps: AdminDeps): http.Server {
     },
     {
       methods: ['PUT', 'POST'], pattern: /^\/admin\/health$/,
-      handler: async (req, _p, _u, actor) => ({ status: 200, body: await deps.health.set(parseHealthBody(await readJson(req)), actor) }),
+      handler: async (req, _p, _u, actor) => ({ status: 200, body: await deps.health.pin(parseHealthBody(await readJson(req)), actor) }),
+    },
+    {
+      methods: ['DELETE'], pattern: /^\/admin\/health\/override$/,
+      handler: async (_r, _p, _u, actor) => {
+        if (!(await deps.health.unpin(actor))) throw new GatewayError('not_found', 'no override is in force');
+        return { status: 200, body: deps.health.current() };
+      },
     },
     {
       methods: ['GET'], pattern: /^\/admin\/tiers$/,

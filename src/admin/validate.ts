@@ -34,11 +34,26 @@ function tier(v: unknown): string {
   return v;
 }
 
-export function parseHealthBody(body: unknown): HealthStatus {
+export interface HealthPin {
+  readonly status: HealthStatus;
+  /** Seconds until the pin ends by itself; null: until DELETE /admin/health/override. */
+  readonly ttlSeconds: number | null;
+  readonly reason: string | null;
+}
+
+const MAX_TTL_S = 86_400;
+
+export function parseHealthBody(body: unknown): HealthPin {
   const o = object(body);
-  onlyFields(o, ['status']);
+  onlyFields(o, ['status', 'ttlSeconds', 'reason']);
   if (!HEALTH_STATUSES.includes(o.status as HealthStatus)) throw bad(`status must be one of ${HEALTH_STATUSES.join(', ')}`);
-  return o.status as HealthStatus;
+  const ttl = o.ttlSeconds ?? null;
+  if (ttl !== null && (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_TTL_S)) {
+    throw bad(`ttlSeconds must be a whole number 1-${MAX_TTL_S}; got ${JSON.stringify(o.ttlSeconds)}`);
+  }
+  const reason = o.reason ?? null;
+  if (reason !== null && (typeof reason !== 'string' || reason.length > 500)) throw bad('reason must be a string of at most 500 characters');
+  return { status: o.status as HealthStatus, ttlSeconds: ttl as number | null, reason: reason as string | null };
 }
 
 function identity(v: unknown): string {

@@ -45,6 +45,7 @@ export interface Config {
   readonly logLevel: (typeof LOG_LEVELS)[number];
   readonly healthMode: HealthMode;
   readonly concurrencyLimit: ConcurrencyLimit;
+  readonly health: HealthTunables;
   readonly routesFile: string;
   readonly limitMode: LimitMode;
   readonly forwardApiKey: boolean;
@@ -54,6 +55,27 @@ export interface Config {
   readonly tlsKeyFile: string | null;
   readonly tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
   readonly http2: boolean;
+}
+
+export interface HealthTunables {
+  readonly latencyRatio: number;
+  readonly latencyRatioCritical: number;
+  readonly failureShare: number;
+  readonly failureShareCritical: number;
+  readonly minSamples: number;
+  readonly rejectionShare: number;
+  readonly loopLagMs: number;
+  readonly loopLagCriticalMs: number;
+  readonly enterWindowS: number;
+  readonly enterSeconds: number;
+  readonly dwellS: number;
+  readonly dwellMaxS: number;
+  readonly flapWindowS: number;
+  readonly rampS: number;
+  readonly concurrencyInitial: number;
+  readonly concurrencyMin: number;
+  readonly concurrencyMax: number;
+  readonly concurrencyTolerance: number;
 }
 
 export interface ConfigSources {
@@ -193,6 +215,12 @@ function finish(raw: Record<string, unknown>): Config {
   if ((get<string | null>('tlsCertFile') === null) !== (get<string | null>('tlsKeyFile') === null)) {
     throw invalid(`invalid setting ${get('tlsCertFile') === null ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'}: required with ${get('tlsCertFile') === null ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'} (both or neither); got nothing`);
   }
+  if (get<number>('healthEnterSeconds') > get<number>('healthEnterWindowS')) {
+    throw invalid(`invalid setting HEALTH_ENTER_SECONDS: must not exceed HEALTH_ENTER_WINDOW_S (${get<number>('healthEnterWindowS')}); got ${get<number>('healthEnterSeconds')}`);
+  }
+  if (get<number>('concurrencyMin') > get<number>('concurrencyMax')) {
+    throw invalid(`invalid setting CONCURRENCY_MIN: must not exceed CONCURRENCY_MAX (${get<number>('concurrencyMax')}); got ${get<number>('concurrencyMin')}`);
+  }
   const config: Config = {
     port: get('port'),
     host: get('host'),
@@ -225,6 +253,26 @@ function finish(raw: Record<string, unknown>): Config {
     logLevel: get('logLevel'),
     healthMode: get('healthMode'),
     concurrencyLimit: get('concurrencyLimit'),
+    health: Object.freeze({
+      latencyRatio: get<number>('healthLatencyRatio'),
+      latencyRatioCritical: get<number>('healthLatencyRatioCritical'),
+      failureShare: get<number>('healthFailureShare'),
+      failureShareCritical: get<number>('healthFailureShareCritical'),
+      minSamples: get<number>('healthMinSamples'),
+      rejectionShare: get<number>('healthRejectionShare'),
+      loopLagMs: get<number>('healthLoopLagMs'),
+      loopLagCriticalMs: get<number>('healthLoopLagCriticalMs'),
+      enterWindowS: get<number>('healthEnterWindowS'),
+      enterSeconds: get<number>('healthEnterSeconds'),
+      dwellS: get<number>('healthDwellS'),
+      dwellMaxS: get<number>('healthDwellMaxS'),
+      flapWindowS: get<number>('healthFlapWindowS'),
+      rampS: get<number>('healthRampS'),
+      concurrencyInitial: get<number>('concurrencyInitial'),
+      concurrencyMin: get<number>('concurrencyMin'),
+      concurrencyMax: get<number>('concurrencyMax'),
+      concurrencyTolerance: get<number>('concurrencyTolerance'),
+    }),
     routesFile: get('routesFile'),
     limitMode: get('limitMode'),
     forwardApiKey: get('forwardApiKey'),

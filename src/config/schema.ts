@@ -87,6 +87,12 @@ export function addFormats(): void {
       },
       coerce: toInt,
     },
+    positiveNumber: {
+      validate(v: unknown) {
+        if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new Error('must be a number above 0');
+      },
+      coerce: (v: string) => (/^\s*\d*\.?\d+\s*$/.test(v) ? Number(v) : v),
+    },
     fraction: {
       validate(v: unknown) {
         if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) throw new Error('must be a number 0-1');
@@ -142,6 +148,25 @@ export const schema = {
   // SPEC §8
   healthMode: setting('HEALTH_MODE', ['manual', 'auto', 'shadow'], 'manual', 'who sets the health state'),
   concurrencyLimit: setting('CONCURRENCY_LIMIT', 'concurrencyLimit', 'off' as string | number, 'in-flight guard towards the upstream'),
+  // Tunables of the automatic health state and the adaptive guard (docs/health.md)
+  healthLatencyRatio: setting('HEALTH_LATENCY_RATIO', 'positiveNumber', 2, 'upstream latency ÷ baseline that means DEGRADED'),
+  healthLatencyRatioCritical: setting('HEALTH_LATENCY_RATIO_CRITICAL', 'positiveNumber', 5, 'upstream latency ÷ baseline that means CRITICAL'),
+  healthFailureShare: setting('HEALTH_FAILURE_SHARE', 'fraction', 0.1, 'share of overload-class upstream failures that means DEGRADED'),
+  healthFailureShareCritical: setting('HEALTH_FAILURE_SHARE_CRITICAL', 'fraction', 0.5, 'share of overload-class upstream failures that means CRITICAL'),
+  healthMinSamples: setting('HEALTH_MIN_SAMPLES', 'positiveInt', 20, 'upstream requests per second needed before latency and failure shares count'),
+  healthRejectionShare: setting('HEALTH_REJECTION_SHARE', 'fraction', 0.05, 'share of requests refused by the in-flight guard that means DEGRADED'),
+  healthLoopLagMs: setting('HEALTH_LOOP_LAG_MS', 'positiveInt', 250, 'event-loop lag (p99, ms) that means DEGRADED'),
+  healthLoopLagCriticalMs: setting('HEALTH_LOOP_LAG_CRITICAL_MS', 'positiveInt', 1000, 'event-loop lag (p99, ms) that means CRITICAL'),
+  healthEnterWindowS: setting('HEALTH_ENTER_WINDOW_S', 'positiveInt', 5, 'seconds looked at to enter a worse state'),
+  healthEnterSeconds: setting('HEALTH_ENTER_SECONDS', 'positiveInt', 3, 'seconds of that window that must call for the worse state'),
+  healthDwellS: setting('HEALTH_DWELL_S', 'positiveInt', 60, 'quiet seconds before stepping to a better state'),
+  healthDwellMaxS: setting('HEALTH_DWELL_MAX_S', 'positiveInt', 600, 'the dwell doubles on each flap up to this'),
+  healthFlapWindowS: setting('HEALTH_FLAP_WINDOW_S', 'positiveInt', 300, 'a worse state again within this long of leaving one is a flap'),
+  healthRampS: setting('HEALTH_RAMP_S', 'positiveInt', 60, 'seconds over which limits come back after a recovery'),
+  concurrencyInitial: setting('CONCURRENCY_INITIAL', 'positiveInt', 100, 'CONCURRENCY_LIMIT=auto: the first limit'),
+  concurrencyMin: setting('CONCURRENCY_MIN', 'positiveInt', 4, 'CONCURRENCY_LIMIT=auto: the limit never goes below this'),
+  concurrencyMax: setting('CONCURRENCY_MAX', 'positiveInt', 1000, 'CONCURRENCY_LIMIT=auto: the limit never goes above this'),
+  concurrencyTolerance: setting('CONCURRENCY_TOLERANCE', 'positiveNumber', 2, 'CONCURRENCY_LIMIT=auto: latency ÷ baseline allowed before the limit shrinks'),
   // SPEC §10
   routesFile: setting('ROUTES_FILE', String, 'config/routes.json', 'route definitions'),
   limitMode: setting('LIMIT_MODE', ['enforce', 'shadow'], 'enforce', 'enforce limits or only count would-be refusals'),

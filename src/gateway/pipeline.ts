@@ -7,6 +7,9 @@ import type { StoredKey } from '../auth/keyStore';
 import type { HeaderMode } from '../config/load';
 import { isGatewayError, reply, type ErrorReply } from '../errors';
 import type { HealthState } from '../health/healthState';
+import type { InflightGuard } from '../health/inflightGuard';
+import { shedRetryAfter } from '../health/shed';
+import type { SignalRecorder } from '../health/signals';
 import { retryAfterSeconds } from '../limit/algorithms';
 import type { LimitDecision, Limiter, PlannedRequest } from '../limit/limiter';
 import type { Logger } from '../observability/logger';
@@ -31,6 +34,10 @@ export interface PipelineDeps {
   readonly auth: Authenticator;
   readonly limiter: Limiter;
   readonly health: HealthState;
+  /** The in-flight guard towards the upstream; null when CONCURRENCY_LIMIT=off. */
+  readonly guard: InflightGuard | null;
+  /** Upstream latency and failures, for the automatic health state. */
+  readonly signals: SignalRecorder;
   readonly proxy: UpstreamProxy;
   readonly metrics: Metrics;
   readonly log: Logger;
@@ -48,12 +55,17 @@ export interface PipelineDeps {
 
 /** Where a request stands after the stages: admitted (with its headers) or refused. */
 type Verdict =
-  | { readonly admitted: true; readonly tier: string; readonly headers: HeaderList | null }
+  | { readonly admitted: true; readonly tier: string; readonly shedFirst: boolean; readonly headers: HeaderList | null }
   | { readonly admitted: false; readonly tier: string; readonly outcome: Outcome; readonly error: ErrorReply; readonly headers: HeaderList | null };
 
 const CONTEXT = Symbol('tollgate.context');
+/** Holds an in-flight guard slot: SHED_FIRST for the lowest priority's, OTHER for the rest. */
+const SLOT = Symbol('tollgate.slot');
+const SLOT_OTHER = 1;
+const SLOT_SHED_FIRST = 2;
 interface Tagged {
   [CONTEXT]?: RequestContext;
+  [SLOT]?: number;
 }
 
 function contextOf(req: IncomingMessage): RequestContext | undefined {
@@ -64,16 +76,21 @@ const MISSING_KEY = reply('missing_api_key');
 const INVALID_KEY = reply('invalid_api_key');
 const KEY_EXPIRED = reply('key_expired');
 
-function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: HeaderList | null = null): Verdict {
+type Refusal = Extract<Verdict, { admitted: false }>;
+
+function refuse(tier: string, outcome: Outcome, error: ErrorReply, headers: HeaderList | null = null): Refusal {
   return { admitted: false, tier, outcome, error, headers };
 }
 
-function admitted(tier: string, headers: HeaderList | null): Verdict {
-  return { admitted: true, tier, headers };
+function admitted(tier: string, shedFirst: boolean, headers: HeaderList | null): Verdict {
+  return { admitted: true, tier, shedFirst, headers };
 }
 
-/** A route with `auth: none`: no key, no limit, no rate-limit headers. */
-const ADMITTED_OPEN = admitted('none', null);
+/**
+ * A route with `auth: none`: no key, no limit, no rate-limit headers. Nobody is known to
+ * have paid for it, so it is among the first shed by the in-flight guard.
+ */
+const ADMITTED_OPEN = admitted('none', true, null);
 
 
 /**
@@ -133,10 +150,9 @@ export function createPipeline(deps: PipelineDeps) {
   /** An `optional` route without a key: tier anonymous, counted per client IP, if tiers.json has it. */
   function anonymous(ctx: RequestContext): Verdict | Promise<Verdict> {
     const { route } = ctx;
-    const planned = deps.limiter.requestAs(anonymousSubject(ctx.ip), ANONYMOUS_TIER, deps.health.status, route.cost || 1, route.limits.get(ANONYMOUS_TIER) ?? null);
+    const planned = deps.limiter.requestAs(anonymousSubject(ctx.ip), ANONYMOUS_TIER, deps.health.status, route.cost || 1, deps.health.ramp, route.limits.get(ANONYMOUS_TIER) ?? null);
     if (planned === null) return refuse('none', 'unauthorized', MISSING_KEY);
     ctx.tier = ANONYMOUS_TIER;
-    if (route.cost === 0) return admitted(ANONYMOUS_TIER, null);
     return limit(ctx, planned);
   }
 
@@ -151,19 +167,23 @@ export function createPipeline(deps: PipelineDeps) {
     const { route } = ctx;
     const refused = tierGate(route, key.tier);
     if (refused !== null) return refuse(key.tier, 'unauthorized', refused);
-    // cost 0: authenticated, never counted (and no store call, so no headers to tell).
-    const planned = deps.limiter.request(key, deps.health.status, route.cost || 1, route.limits.get(key.tier) ?? null);
+    const planned = deps.limiter.request(key, deps.health.status, route.cost || 1, deps.health.ramp, route.limits.get(key.tier) ?? null);
     if (planned === null) {
       log.error({ keyId: key.id, tier: key.tier }, 'key names a tier that is not in force');
       return invalidKey(ctx.ip);
     }
     ctx.tier = key.tier;
-    if (route.cost === 0) return admitted(key.tier, null);
     return limit(ctx, planned);
   }
 
-  /** 6. Limit decision: every counter of the plan in one store call (or a held denial, none). */
+  /**
+   * 6. Limit decision: every counter of the plan in one store call (or a held denial, none).
+   * A tier allowed nothing in this health state is shed without asking the store (SPEC §8);
+   * a route of cost 0 is authenticated but never counted, so it has no headers to tell.
+   */
   function limit(ctx: RequestContext, planned: PlannedRequest): Verdict | Promise<Verdict> {
+    if (planned.plan.template.counters[0].limit === 0) return overloaded(planned.tier.name);
+    if (ctx.route.cost === 0) return admitted(planned.tier.name, deps.limiter.shedFirst(planned.tier), null);
     const shadow = limitModeOf(ctx.route, planned.tier.mode, deps.limitMode) === 'shadow';
     const t0 = performance.now();
     const held = deps.limiter.heldDenial(planned);
@@ -177,7 +197,7 @@ export function createPipeline(deps: PipelineDeps) {
     const { plan, result } = decision;
     if (!result.allowed) return shadow ? shadowed(ctx, decision) : limited(decision);
     const headers = deps.headerMode === 'gateway' ? rateLimitHeaders(plan, result, deps.draftHeaders) : null;
-    return admitted(tier, headers);
+    return admitted(tier, deps.limiter.shedFirst(decision.tier), headers);
   }
 
   /**
@@ -185,13 +205,26 @@ export function createPipeline(deps: PipelineDeps) {
    * counts in no counter, as in enforce), then proxied without rate-limit headers, which
    * would tell the client of a limit it is not held to.
    */
-  function shadowed(ctx: RequestContext, { tier: { name: tier }, plan, result }: LimitDecision): Verdict {
+  function shadowed(ctx: RequestContext, { tier, plan, result }: LimitDecision): Verdict {
     const counter = plan.template.counters[result.binding];
     const policy = counter.kind;
     ctx.shadowRefused = policy;
-    metrics.shadowRefusal(tier, policy);
-    log.info({ keyId: ctx.keyId, tier, policy, counter: counter.name, limit: counter.limit, route: ctx.route.name || null, requestId: ctx.id }, 'shadow mode: the limits would have refused this request');
-    return admitted(tier, null);
+    metrics.shadowRefusal(tier.name, policy);
+    log.info({ keyId: ctx.keyId, tier: tier.name, policy, counter: counter.name, limit: counter.limit, route: ctx.route.name || null, requestId: ctx.id }, 'shadow mode: the limits would have refused this request');
+    return admitted(tier.name, deps.limiter.shedFirst(tier), null);
+  }
+
+  function overloaded(tier: string): Refusal {
+    const retryAfter = shedRetryAfter(Math.random());
+    return refuse(tier, 'overloaded', reply('overloaded', { retryAfter }), [['Retry-After', String(retryAfter)]]);
+  }
+
+  /** The upstream request ended one way or another: give its guard slot back. */
+  function release(req: IncomingMessage): void {
+    const slot = (req as Tagged)[SLOT];
+    if (slot === undefined || deps.guard === null) return;
+    (req as Tagged)[SLOT] = undefined;
+    deps.guard.release(slot === SLOT_SHED_FIRST);
   }
 
   /** 429: `quota_exceeded` when the quota binds, else `rate_limited` (SPEC §9). */
@@ -260,6 +293,19 @@ export function createPipeline(deps: PipelineDeps) {
             finish(req, ctx, verdict.error.status, verdict.outcome);
             return;
           }
+          const guard = deps.guard;
+          if (guard !== null) {
+            // Refused at once, never queued: the lowest priority may hold only half the slots.
+            if (!guard.tryAcquire(verdict.shedFirst)) {
+              const shed = overloaded(verdict.tier);
+              settle(ctx, shed);
+              sendError(res, shed.error, shed.headers ?? undefined, ctx.id);
+              finish(req, ctx, shed.error.status, shed.outcome);
+              return;
+            }
+            (req as Tagged)[SLOT] = verdict.shedFirst ? SLOT_SHED_FIRST : SLOT_OTHER;
+          }
+          ctx.proxied = true;
           const ours: HeaderList = verdict.headers === null ? [['X-Request-Id', ctx.id]] : verdict.headers;
           if (verdict.headers !== null) ours.push(['X-Request-Id', ctx.id]);
           deps.proxy.web(req, res, forwardOf(ctx), ours);
@@ -302,19 +348,22 @@ export function createPipeline(deps: PipelineDeps) {
 
     /** The proxied response is complete. */
     onUpstreamEnd(req: IncomingMessage, res: ServerResponse): void {
+      release(req);
       const ctx = contextOf(req);
       if (ctx !== undefined) finish(req, ctx, res.statusCode, 'allowed');
     },
 
-    /** The client went away before its response ended. */
-    onClientGone(req: IncomingMessage): void {
+    /** The client left before the response ended; the upstream request was cancelled. */
+    onUpstreamCancelled(req: IncomingMessage): void {
+      release(req);
       const ctx = contextOf(req);
       // 499: nginx's status for a client that closed the connection first.
       if (ctx !== undefined) finish(req, ctx, 499, 'client_closed');
     },
 
     /** The upstream answered: the request counts as allowed. */
-    onUpstreamHead(req: IncomingMessage, seconds: number): void {
+    onUpstreamHead(req: IncomingMessage, seconds: number, status: number): void {
+      deps.signals.response(seconds, status);
       metrics.upstreamDuration.observe(seconds);
       const ctx = contextOf(req);
       if (ctx !== undefined) ctx.upstreamMs = seconds * 1000;
@@ -325,6 +374,9 @@ export function createPipeline(deps: PipelineDeps) {
     onUpstreamError(req: IncomingMessage, where: ServerResponse | Duplex, error: ErrorReply, err: Error, headers: HeaderList | null): void {
       const ctx = contextOf(req);
       const tier = ctx?.tier ?? 'none';
+      release(req);
+      // Refused, reset or timed out: each is overload-class (SPEC §8), unlike a plain 500 answer.
+      if (ctx?.proxied === true) deps.signals.failure(true);
       log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, status: error.status, requestId: ctx?.id }, 'upstream failed');
       if ('setHeader' in where) {
         const before = where.headersSent;

@@ -29,6 +29,8 @@ export interface ProxyListenerOptions {
   readonly http2: boolean;
   readonly onRequest: (req: http.IncomingMessage, res: http.ServerResponse) => void;
   readonly onUpgrade: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** An h2 session was closed for resetting streams too fast (rapid reset); `ip` its peer. */
+  readonly onResetFlood: (ip: string) => void;
 }
 
 export interface ProxyListener {
@@ -55,13 +57,43 @@ const HEADERS_TIMEOUT_MS = 66_000;
  * more connections cost it handshakes. The header list may be 32 KiB: HTTP/1.1's default
  * limit is 16 KiB of raw header bytes, and h2 counts 32 bytes more for every header. Per
  * session nghttp2 may buffer up to 10 MB (Node's default, set here so it is on record)
- * before the session is refused new streams. Rapid reset (CVE-2023-44487): nghttp2
- * ≥ 1.57 (Node 20 bundles 1.61) ends a session that resets streams faster than a
- * token bucket allows (1,000 burst, 33/s); test/e2e/h2-abuse.e2e.test.ts measures it.
+ * before the session is refused new streams.
  */
 export const H2_MAX_CONCURRENT_STREAMS = 128;
 export const H2_MAX_HEADER_LIST_SIZE = 32 * 1024;
 const H2_MAX_SESSION_MEMORY_MB = 10;
+
+/**
+ * Rapid reset (CVE-2023-44487): a client opens streams and cancels them at once, so the
+ * gateway starts work (auth, a limit decision, an upstream request) nobody waits for,
+ * never bounded by the concurrent-stream limit. Measured on Node 20.20 (nghttp2 1.61): one
+ * session resetting 10,000 streams was never stopped, and held the event loop for seconds
+ * (test/e2e/h2-abuse.e2e.test.ts). So each session gets a token bucket of client resets
+ * (streams the client aborted before our response ended): 100 at once, 10 more per second,
+ * as nghttp2's own (later) limiter does with larger numbers. A browser cancels a handful;
+ * a session past the bucket is sent GOAWAY ENHANCE_YOUR_CALM and closed.
+ */
+export const H2_RESET_BURST = 100;
+export const H2_RESETS_PER_SECOND = 10;
+const RESETS = Symbol('tollgate.resets');
+const ON_FLOOD = Symbol('tollgate.onResetFlood');
+type GuardedSession = http2.ServerHttp2Session & { [RESETS]?: { tokens: number; at: number }; [ON_FLOOD]?: (ip: string) => void };
+
+/** The client reset a stream mid-request: take a token from its session, or end the session. */
+function onStreamAborted(this: http2.ServerHttp2Stream): void {
+  const session = this.session as GuardedSession | undefined;
+  if (session === undefined || session.destroyed) return;
+  const now = performance.now();
+  const bucket = session[RESETS] ??= { tokens: H2_RESET_BURST, at: now };
+  bucket.tokens = Math.min(H2_RESET_BURST, bucket.tokens + ((now - bucket.at) / 1000) * H2_RESETS_PER_SECOND);
+  bucket.at = now;
+  bucket.tokens -= 1;
+  if (bucket.tokens >= 0) return;
+  session[ON_FLOOD]?.(session.socket?.remoteAddress ?? '');
+  // A final GOAWAY with the reason, then the connection is closed: what the client has
+  // already sent in its wake is never read.
+  session.destroy(undefined, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+}
 
 function badRequest(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -132,13 +164,17 @@ function secureH2(opts: ProxyListenerOptions, tls: NonNullable<ProxyListenerOpti
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
-  server.on('session', (session: http2.ServerHttp2Session) => {
+  server.on('session', (session: GuardedSession) => {
+    session[ON_FLOOD] = opts.onResetFlood;
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     // An idle h2 connection is closed like an idle HTTP/1.1 one, with a GOAWAY first.
     session.setTimeout(KEEP_ALIVE_MS, () => session.close());
   });
-  server.on('stream', (stream: http2.ServerHttp2Stream) => stream.on('error', ignore));
+  server.on('stream', (stream: http2.ServerHttp2Stream) => {
+    stream.on('error', ignore);
+    stream.on('aborted', onStreamAborted);
+  });
   // A session's protocol errors are the client's; without this listener they are only dropped too.
   server.on('sessionError', ignore);
 

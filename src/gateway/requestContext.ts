@@ -16,6 +16,8 @@ export class RequestContext {
   upstreamMs = -1;
   /** The limits refused it, but shadow mode let it through (the policy that refused). */
   shadowRefused: string | null = null;
+  /** Handed to the upstream (an upstream failure then counts as overload-class, SPEC §8). */
+  proxied = false;
   /** Its access-log line is written (one per request, whatever ends it). */
   logged = false;
 

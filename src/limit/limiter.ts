@@ -48,10 +48,16 @@ export interface LimiterDeps {
   readonly onFallback: () => void;
 }
 
-/** What the hot path remembers per key record: its plan of cost 1 under the tiers and health in force. */
+/** What the hot path remembers per key record: its plan of cost 1 under the tiers, health and ramp in force. */
 interface Planned extends PlannedRequest {
   readonly tiers: TierSet;
   readonly health: HealthStatus;
+  readonly ramp: number;
+}
+
+function shedPriorityOf(tiers: TierSet): number | null {
+  const priorities = [...tiers.tiers.values()].map((t) => t.priority);
+  return Math.max(...priorities) > tiers.lowestPriority ? tiers.lowestPriority : null;
 }
 
 /** `fn`'s value as a promise, or its exception as a rejection. */
@@ -88,13 +94,24 @@ export class Limiter {
   /** Templates with a route's counter added, per base template and route limit. */
   private withRoutes = new WeakMap<PlanTemplate, WeakMap<RouteLimitInput, PlanTemplate>>();
 
-  constructor(private readonly deps: LimiterDeps, private tiers: TierSet) {}
+  /** The priority the in-flight guard sheds first; null when every tier has the same one. */
+  private shedPriority: number | null;
+
+  constructor(private readonly deps: LimiterDeps, private tiers: TierSet) {
+    this.shedPriority = shedPriorityOf(tiers);
+  }
 
   setTiers(tiers: TierSet): void {
     this.tiers = tiers;
+    this.shedPriority = shedPriorityOf(tiers);
     this.planned = new WeakMap();
     this.byTier = new Map();
     this.deps.denyCache.clear();
+  }
+
+  /** Whether requests of `tier` may hold only half of the in-flight guard's slots. */
+  shedFirst(tier: Tier): boolean {
+    return tier.priority === this.shedPriority;
   }
 
   get tierSet(): TierSet {
@@ -103,12 +120,13 @@ export class Limiter {
 
   /**
    * The counters this key's request meets, counting `cost` (1–1000), with the route's limit
-   * for its tier when it has one (SPEC §10); null when its tier is not in force.
+   * for its tier when it has one (SPEC §10); null when its tier is not in force. `ramp`: how
+   * far limits have come back after an automatic recovery (policy.effectiveLimit).
    */
-  request(key: StoredKey, health: HealthStatus, cost = 1, route: RouteLimitInput | null = null): PlannedRequest | null {
+  request(key: StoredKey, health: HealthStatus, cost = 1, ramp = 1, route: RouteLimitInput | null = null): PlannedRequest | null {
     let p = this.planned.get(key);
-    if (p === undefined || p.tiers !== this.tiers || p.health !== health) {
-      const built = this.build(key, health);
+    if (p === undefined || p.tiers !== this.tiers || p.health !== health || p.ramp !== ramp) {
+      const built = this.build(key, health, ramp);
       if (built === null) return null;
       p = built;
       this.planned.set(key, p);
@@ -120,10 +138,10 @@ export class Limiter {
    * A request without a key record, counted as `subject` under the tier's own limits: an
    * anonymous request on an `auth: optional` route (SPEC §10), counted per client IP.
    */
-  requestAs(subject: string, tierName: string, health: HealthStatus, cost = 1, route: RouteLimitInput | null = null): PlannedRequest | null {
+  requestAs(subject: string, tierName: string, health: HealthStatus, cost = 1, ramp = 1, route: RouteLimitInput | null = null): PlannedRequest | null {
     let p = this.byTier.get(tierName);
-    if (p === undefined || p.tiers !== this.tiers || p.health !== health) {
-      const built = this.build({ id: subject, tier: tierName, createdAt: '' } as StoredKey, health);
+    if (p === undefined || p.tiers !== this.tiers || p.health !== health || p.ramp !== ramp) {
+      const built = this.build({ id: subject, tier: tierName, createdAt: '' } as StoredKey, health, ramp);
       if (built === null) return null;
       p = built;
       this.byTier.set(tierName, p);
@@ -162,20 +180,20 @@ export class Limiter {
     return t;
   }
 
-  private build(key: StoredKey, health: HealthStatus): Planned | null {
+  private build(key: StoredKey, health: HealthStatus, ramp: number): Planned | null {
     const base = this.tiers.tiers.get(key.tier);
     if (base === undefined) return null;
     const tier = applyKeyLimits(base, key.limits);
     const template: PlanTemplate = compileTemplate({
       tierName: base.name,
       algorithm: tier.algorithm,
-      mainLimit: effectiveLimit(tier, health),
+      mainLimit: effectiveLimit(tier, health, ramp),
       windowSeconds: this.tiers.windowSeconds,
       windows: tier.windows,
       quota: tier.quota,
       keyDay: tier.quota?.anchor === 'key' ? anchorDay(key.createdAt) : 1,
     });
-    return { tiers: this.tiers, health, tier, plan: { subject: planSubject(key.id, key.identity), template, cost: 1 } };
+    return { tiers: this.tiers, health, ramp, tier, plan: { subject: planSubject(key.id, key.identity), template, cost: 1 } };
   }
 
   /**

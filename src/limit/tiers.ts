@@ -13,6 +13,10 @@ export interface Tier {
   readonly burst: number;
   /** What DEGRADED allows. */
   readonly degraded: number;
+  /** What CRITICAL allows (SPEC §8); 0 sheds the tier with 503 `overloaded`. */
+  readonly critical: number;
+  /** Higher is more important; the lowest priority in force may hold at most half of the in-flight guard's slots. */
+  readonly priority: number;
   readonly algorithm: Algorithm;
   /** Extra rate windows, in force in every health state (SPEC §9). */
   readonly windows: readonly WindowLimit[];
@@ -25,11 +29,14 @@ export interface TierSet {
   readonly windowSeconds: number;
   readonly algorithm: Algorithm;
   readonly tiers: ReadonlyMap<string, Tier>;
+  /** The lowest `priority` of any tier: the one the in-flight guard sheds first. */
+  readonly lowestPriority: number;
 }
 
 export const TIER_NAME = /^[a-z0-9_-]{1,32}$/;
 const TOP_FIELDS = new Set(['windowSeconds', 'algorithm', 'tiers']);
-const TIER_FIELDS = new Set(['limit', 'burst', 'degraded', 'algorithm', 'windows', 'quota', 'mode']);
+const TIER_FIELDS = new Set(['limit', 'burst', 'degraded', 'critical', 'priority', 'algorithm', 'windows', 'quota', 'mode']);
+const MAX_PRIORITY = 1000;
 const MODES = ['enforce', 'shadow'];
 const MAX_WINDOW_S = 86_400;
 
@@ -66,7 +73,8 @@ export function parseTiers(doc: unknown): TierParseResult {
     }
   }
   if (reasons.length > 0) return { ok: false, reasons };
-  return { ok: true, tiers: { windowSeconds: windowSeconds as number, algorithm: algorithm as Algorithm, tiers } };
+  const lowestPriority = Math.min(...[...tiers.values()].map((t) => t.priority));
+  return { ok: true, tiers: { windowSeconds: windowSeconds as number, algorithm: algorithm as Algorithm, tiers, lowestPriority } };
 }
 
 function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, windowSeconds: number, reasons: string[]): Tier | null {
@@ -80,6 +88,8 @@ function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, wind
   const { limit } = def;
   const burst = def.burst ?? limit;
   const degraded = def.degraded ?? limit;
+  const critical = def.critical ?? degraded;
+  const priority = def.priority ?? 0;
   const algorithm = def.algorithm ?? defaultAlgorithm;
   const limitOk = wholeNumber(limit, 1);
   if (!limitOk) reasons.push(`tier "${name}": limit must be a whole number of at least 1; got ${JSON.stringify(limit)}`);
@@ -88,11 +98,15 @@ function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, wind
   if (def.burst !== undefined && !wholeNumber(burst, 1)) reasons.push(`tier "${name}": burst must be a whole number of at least 1; got ${JSON.stringify(def.burst)}`);
   else if (limitOk && wholeNumber(burst, 1) && burst < limit) reasons.push(`tier "${name}": burst (${burst}) must not be below limit (${limit})`);
   if (def.degraded !== undefined && !wholeNumber(degraded, 0)) reasons.push(`tier "${name}": degraded must be a whole number of at least 0; got ${JSON.stringify(def.degraded)}`);
+  if (def.critical !== undefined && !wholeNumber(critical, 0)) reasons.push(`tier "${name}": critical must be a whole number of at least 0; got ${JSON.stringify(def.critical)}`);
+  if (!Number.isInteger(priority) || Math.abs(priority as number) > MAX_PRIORITY) {
+    reasons.push(`tier "${name}": priority must be a whole number -${MAX_PRIORITY}-${MAX_PRIORITY}; got ${JSON.stringify(def.priority)}`);
+  }
   if (def.algorithm !== undefined && !ALGORITHMS.includes(algorithm as Algorithm)) {
     reasons.push(`tier "${name}": algorithm must be one of ${ALGORITHMS.join(', ')}; got ${JSON.stringify(def.algorithm)}`);
   }
   // The decision arithmetic multiplies counts by the window in ms; keep it exact in doubles.
-  const biggest = Math.max(Number(limit) || 0, Number(burst) || 0, Number(degraded) || 0);
+  const biggest = Math.max(Number(limit) || 0, Number(burst) || 0, Number(degraded) || 0, Number(critical) || 0);
   if (biggest * windowSeconds * 1000 * 4 > Number.MAX_SAFE_INTEGER) {
     reasons.push(`tier "${name}": limits × windowSeconds too large to count exactly`);
   }
@@ -100,7 +114,10 @@ function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, wind
   const quota = def.quota === undefined ? null : parseQuota(def.quota, `tier "${name}": `, reasons);
   if (def.mode !== undefined && !MODES.includes(def.mode as string)) reasons.push(`tier "${name}": mode must be one of ${MODES.join(', ')}; got ${JSON.stringify(def.mode)}`);
   if (reasons.length > before || windows === null || quota === undefined) return null;
-  const tier = { name, limit: limit as number, burst: burst as number, degraded: degraded as number, algorithm: algorithm as Algorithm, windows, quota };
+  const tier = {
+    name, limit: limit as number, burst: burst as number, degraded: degraded as number,
+    critical: critical as number, priority: priority as number, algorithm: algorithm as Algorithm, windows, quota,
+  };
   return def.mode === undefined ? tier : { ...tier, mode: def.mode as 'enforce' | 'shadow' };
 }
 
@@ -109,7 +126,7 @@ export function tiersToJson(set: TierSet): Record<string, unknown> {
   const tiers: Record<string, unknown> = {};
   for (const t of set.tiers.values()) {
     tiers[t.name] = {
-      limit: t.limit, burst: t.burst, degraded: t.degraded, algorithm: t.algorithm,
+      limit: t.limit, burst: t.burst, degraded: t.degraded, critical: t.critical, priority: t.priority, algorithm: t.algorithm,
       ...(t.windows.length > 0 ? { windows: t.windows } : {}),
       ...(t.quota !== null ? { quota: quotaJson(t.quota) } : {}),
       ...(t.mode !== undefined ? { mode: t.mode } : {}),

@@ -1,15 +1,14 @@
 import { AggregatorRegistry, Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { BucketHistogram } from './bucketHistogram';
-import type { HealthStatus } from '../limit/policy';
+import { HEALTH_STATUSES, type HealthStatus } from '../limit/policy';
 
-export type Outcome = 'allowed' | 'limited' | 'unauthorized' | 'blocked' | 'upstream_error' | 'unavailable';
+export type Outcome = 'allowed' | 'limited' | 'unauthorized' | 'blocked' | 'upstream_error' | 'unavailable' | 'overloaded';
 export type BreakerState = 'closed' | 'open' | 'half_open';
 /** The files tollgate reloads at run time (SPEC §12). */
 export type ConfigFile = 'tiers' | 'routes' | 'tls';
 
-const OUTCOMES: readonly Outcome[] = ['allowed', 'limited', 'unauthorized', 'blocked', 'upstream_error', 'unavailable'];
+const OUTCOMES: readonly Outcome[] = ['allowed', 'limited', 'unauthorized', 'blocked', 'upstream_error', 'unavailable', 'overloaded'];
 const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
-const HEALTH_STATES: readonly HealthStatus[] = ['NORMAL', 'DEGRADED'];
 const CONFIG_FILES: readonly ConfigFile[] = ['tiers', 'routes', 'tls'];
 
 /** Fine enough for sub-millisecond decisions: from 50 µs up. */
@@ -29,6 +28,14 @@ class PendingCount {
   }
 }
 
+export interface HealthReadings {
+  readonly inflight: number;
+  /** The in-flight guard's limit; 0 when off. */
+  readonly limit: number;
+  /** The automatic state; null in manual mode. */
+  readonly automatic: HealthStatus | null;
+}
+
 /** A request counter per outcome, made once per tier and then kept. */
 export type OutcomeCounters = Readonly<Record<Outcome, { inc(): void }>>;
 
@@ -43,6 +50,9 @@ export class Metrics {
   readonly limiterDuration: BucketHistogram;
   readonly upstreamDuration: BucketHistogram;
   private readonly health: Gauge<'state'>;
+  readonly healthTransitions: Counter<'from' | 'to' | 'cause'>;
+  /** Read at scrape time: requests in flight to the upstream, and the guard's limit (0 when off). */
+  private healthSource: () => HealthReadings = () => ({ inflight: 0, limit: 0, automatic: null });
   private readonly breaker: Gauge<'state'>;
   readonly storeFallback: Counter;
   readonly blockedIps: Gauge;
@@ -73,6 +83,18 @@ export class Metrics {
     this.upstreamDuration = new BucketHistogram('tollgate_upstream_duration_seconds', 'Time from sending to the upstream until its response head arrived.', REQUEST_BUCKETS, this.registry);
     // Gauges that are per-cluster facts rather than per-worker sums aggregate with max.
     this.health = new Gauge({ name: 'tollgate_health_state', help: 'Health state in force: 1 for the current state, 0 otherwise.', labelNames: ['state'], registers, aggregator: 'max' });
+    new Gauge({
+      name: 'tollgate_health_automatic_state', help: 'The state the signals call for (HEALTH_MODE auto or shadow): 1 for that state, 0 otherwise; all 0 in manual mode.',
+      labelNames: ['state'], registers, aggregator: 'max',
+      collect() {
+        const automatic = source().automatic;
+        for (const s of HEALTH_STATUSES) this.set({ state: s }, s === automatic ? 1 : 0);
+      },
+    });
+    this.healthTransitions = new Counter({ name: 'tollgate_health_transitions_total', help: 'Changes of the health state in force, by cause: auto, override, expiry.', labelNames: ['from', 'to', 'cause'], registers });
+    const source = () => this.healthSource();
+    new Gauge({ name: 'tollgate_upstream_inflight', help: 'Requests in flight to the upstream that hold an in-flight guard slot (0 when CONCURRENCY_LIMIT=off).', registers, collect() { this.set(source().inflight); } });
+    new Gauge({ name: 'tollgate_concurrency_limit', help: 'The in-flight guard\'s limit per instance (0 when CONCURRENCY_LIMIT=off).', registers, aggregator: 'max', collect() { this.set(source().limit); } });
     this.breaker = new Gauge({ name: 'tollgate_store_breaker_state', help: 'Store circuit breaker: 1 for the current state, 0 otherwise.', labelNames: ['state'], registers, aggregator: 'max' });
     this.storeFallback = new Counter({ name: 'tollgate_store_fallback_total', help: 'Decisions made by STORE_FAILURE_MODE because the store was unusable.', registers });
     this.blockedIps = new Gauge({ name: 'tollgate_blocked_ips', help: 'Client IPs blocked for sending invalid API keys.', registers, aggregator: 'max' });
@@ -130,7 +152,12 @@ export class Metrics {
   }
 
   setHealth(status: HealthStatus): void {
-    for (const s of HEALTH_STATES) this.health.set({ state: s }, s === status ? 1 : 0);
+    for (const s of HEALTH_STATUSES) this.health.set({ state: s }, s === status ? 1 : 0);
+  }
+
+  /** What the health gauges read at scrape time. */
+  watchHealth(source: () => HealthReadings): void {
+    this.healthSource = source;
   }
 
   setBreaker(state: BreakerState): void {

@@ -33,11 +33,11 @@ export interface UpstreamProxyOptions {
    */
   readonly onError: (code: ErrorCode, req: http.IncomingMessage, where: http.ServerResponse | Duplex, err: Error, headers: HeaderList | null) => void;
   /** The upstream's response head arrived. */
-  readonly onResponseHead: (req: http.IncomingMessage, seconds: number) => void;
+  readonly onResponseHead: (req: http.IncomingMessage, seconds: number, status: number) => void;
+  /** The client went away before the response ended; the upstream request was cancelled. */
+  readonly onCancelled: (req: http.IncomingMessage) => void;
   /** The upstream's response body ended (and so ours). */
   readonly onResponseEnd: (req: http.IncomingMessage, res: http.ServerResponse) => void;
-  /** The client went away before the response ended (the upstream request is cancelled). */
-  readonly onClientGone?: (req: http.IncomingMessage) => void;
   /** The API key header (lower case) to leave out upstream (FORWARD_API_KEY=false), else null. */
   readonly dropKeyHeader?: string | null;
 }
@@ -136,7 +136,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
     // 1xx (e.g. 103 Early Hints) are interim: the final head follows on the same request.
     if (statusCode < 200) return true;
     const { req, res, shared } = this;
-    shared.opts.onResponseHead(req, (performance.now() - this.started) / 1000);
+    shared.opts.onResponseHead(req, (performance.now() - this.started) / 1000, statusCode);
     this.resume = resume;
     if (res.headersSent) {
       // Only if something answered already (it cannot be this response): drop it.
@@ -179,7 +179,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
     // Also when undici saw the client's upload end early before our close listener ran:
     // a client that left is not an upstream failure.
     if (this.gone || this.client.destroyed) {
-      if (!this.done) this.shared.opts.onClientGone?.(this.req);
+      if (!this.done) this.shared.opts.onCancelled(this.req);
       this.done = true;
       return;
     }

@@ -1,4 +1,4 @@
-import type { HealthRecord } from '../health/healthState';
+import type { AutomaticRecord, HealthOverride } from '../health/healthState';
 
 /**
  * Cross-instance notices: what one instance changes, every instance sharing the store
@@ -6,12 +6,14 @@ import type { HealthRecord } from '../health/healthState';
  * safety net, since pub/sub drops messages while a connection is down.
  */
 export type ControlEvent =
-  | { readonly type: 'health'; readonly record: HealthRecord }
+  | { readonly type: 'health'; readonly override: HealthOverride | null }
+  | { readonly type: 'health-auto'; readonly record: AutomaticRecord }
   | { readonly type: 'keys'; readonly hashes: readonly string[]; readonly version: number }
   | { readonly type: 'blocks'; readonly version: number };
 
 export interface ControlSnapshot {
-  readonly health: HealthRecord | null;
+  readonly override: HealthOverride | null;
+  readonly automatic: AutomaticRecord | null;
   readonly keysVersion: number;
   readonly blocksVersion: number;
 }
@@ -19,7 +21,13 @@ export interface ControlSnapshot {
 export interface Control {
   /** Starts delivering events from other instances (and this one) to `onEvent`. */
   start(onEvent: (e: ControlEvent) => void): Promise<void>;
-  setHealth(record: HealthRecord): Promise<void>;
+  /** Pins the health state (null removes the pin). */
+  setOverride(override: HealthOverride | null): Promise<void>;
+  /**
+   * Stores the fleet's automatic state, unless a decider with a newer lease epoch, or another
+   * holder of the lease, has taken over; false then.
+   */
+  setAutomatic(record: AutomaticRecord, deciderId: string): Promise<boolean>;
   keysChanged(hashes: readonly string[]): Promise<void>;
   blocksChanged(): Promise<void>;
   snapshot(): Promise<ControlSnapshot>;
@@ -28,7 +36,8 @@ export interface Control {
 
 /** Single-process control: events are delivered synchronously to this process alone. */
 export class MemoryControl implements Control {
-  private health: HealthRecord | null = null;
+  private override: HealthOverride | null = null;
+  private automatic: AutomaticRecord | null = null;
   private keysVersion = 0;
   private blocksVersion = 0;
   private onEvent: (e: ControlEvent) => void = () => undefined;
@@ -38,10 +47,16 @@ export class MemoryControl implements Control {
     return Promise.resolve();
   }
 
-  setHealth(record: HealthRecord): Promise<void> {
-    this.health = record;
-    this.onEvent({ type: 'health', record });
+  setOverride(override: HealthOverride | null): Promise<void> {
+    this.override = override;
+    this.onEvent({ type: 'health', override });
     return Promise.resolve();
+  }
+
+  setAutomatic(record: AutomaticRecord): Promise<boolean> {
+    this.automatic = record;
+    this.onEvent({ type: 'health-auto', record });
+    return Promise.resolve(true);
   }
 
   keysChanged(hashes: readonly string[]): Promise<void> {
@@ -55,7 +70,7 @@ export class MemoryControl implements Control {
   }
 
   snapshot(): Promise<ControlSnapshot> {
-    return Promise.resolve({ health: this.health, keysVersion: this.keysVersion, blocksVersion: this.blocksVersion });
+    return Promise.resolve({ override: this.override, automatic: this.automatic, keysVersion: this.keysVersion, blocksVersion: this.blocksVersion });
   }
 
   close(): Promise<void> {

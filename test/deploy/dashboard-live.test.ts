@@ -208,6 +208,7 @@ describe('the live /metrics output (SPEC §5)', () => {
       state: /^(NORMAL|DEGRADED|CRITICAL|closed|open|half_open)$/,
       file: /^(tiers|routes|tls)$/,
       result: /^(ok|rejected)$/,
+      counter: /^(rate|window|quota|route)$/,
       le: /^(\+Inf|\d+(\.\d+)?(e[-+]?\d+)?)$/,
     };
     const problems: string[] = [];

@@ -184,9 +184,9 @@ describe('keys', () => {
     expect(r.json()).toEqual({
       windowSeconds: 60, algorithm: 'sliding-window',
       tiers: {
-        free: { limit: 10, burst: 20, degraded: 2, algorithm: 'sliding-window' },
-        pro: { limit: 100, burst: 150, degraded: 100, algorithm: 'sliding-window' },
-        enterprise: { limit: 1000, burst: 1000, degraded: 1000, algorithm: 'sliding-window' },
+        free: { limit: 10, burst: 20, degraded: 2, critical: 0, priority: 0, algorithm: 'sliding-window' },
+        pro: { limit: 100, burst: 150, degraded: 100, critical: 100, priority: 1, algorithm: 'sliding-window' },
+        enterprise: { limit: 1000, burst: 1000, degraded: 1000, critical: 1000, priority: 2, algorithm: 'sliding-window' },
       },
     });
   });

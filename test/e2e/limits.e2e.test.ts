@@ -67,7 +67,10 @@ describe.each(['memory', 'redis'] as const)('one gateway on the %s store', (stor
     expect((await setHealth(gw.adminUrl, 'DEGRADED')).json()).toMatchObject({ status: 'DEGRADED' });
     try {
       const health = await get(`${gw.adminUrl}/admin/health`);
-      expect(health.json()).toEqual({ status: 'DEGRADED', since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+      expect(health.json()).toEqual({
+        status: 'DEGRADED', since: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), mode: 'manual', automatic: null,
+        override: { status: 'DEGRADED', until: null, reason: null, by: '127.0.0.1' },
+      });
 
       const freeResults = await burst(5, 1, () => get(gw.url, free.key));
       expect(freeResults.map((r) => r.status)).toEqual([200, 200, 429, 429, 429]);

@@ -268,9 +268,11 @@ describe('admin body validators: every bad body is invalid_request', () => {
 
   const notObjects: unknown[] = [null, undefined, 'DEGRADED', 42, true, [], [{ status: 'DEGRADED' }]];
 
-  test('health: {"status":"NORMAL"|"DEGRADED"} only', () => {
-    expect(parseHealthBody({ status: 'DEGRADED' })).toBe('DEGRADED');
-    expect(parseHealthBody({ status: 'NORMAL' })).toBe('NORMAL');
+  test('health: {"status":"NORMAL"|"DEGRADED"|"CRITICAL"} with optional ttlSeconds (1-86400) and reason', () => {
+    expect(parseHealthBody({ status: 'DEGRADED' })).toEqual({ status: 'DEGRADED', ttlSeconds: null, reason: null });
+    expect(parseHealthBody({ status: 'NORMAL' })).toEqual({ status: 'NORMAL', ttlSeconds: null, reason: null });
+    expect(parseHealthBody({ status: 'CRITICAL', ttlSeconds: 600, reason: 'upstream incident' }))
+      .toEqual({ status: 'CRITICAL', ttlSeconds: 600, reason: 'upstream incident' });
     const bad: unknown[] = [
       ...notObjects,
       {},
@@ -278,7 +280,12 @@ describe('admin body validators: every bad body is invalid_request', () => {
       { status: 'DOWN' },
       { status: 1 },
       { status: null },
-      { status: 'DEGRADED', reason: 'x' },
+      { status: 'DEGRADED', ttlSeconds: 0 },
+      { status: 'DEGRADED', ttlSeconds: 86_401 },
+      { status: 'DEGRADED', ttlSeconds: 1.5 },
+      { status: 'DEGRADED', ttlSeconds: '60' },
+      { status: 'DEGRADED', reason: 7 },
+      { status: 'DEGRADED', until: 'tomorrow' },
     ];
     for (const body of bad) {
       expect({ body, ...rejection(() => parseHealthBody(body)) }).toMatchObject({ body, code: 'invalid_request', status: 400 });

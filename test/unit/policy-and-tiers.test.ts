@@ -40,6 +40,9 @@ describe('effectiveLimit with the shipped config/tiers.json', () => {
     ['free', 'DEGRADED', 2],
     ['pro', 'DEGRADED', 100],
     ['enterprise', 'DEGRADED', 1000],
+    ['free', 'CRITICAL', 0],
+    ['pro', 'CRITICAL', 100],
+    ['enterprise', 'CRITICAL', 1000],
   ] as Array<[string, HealthStatus, number]>)('%s in %s → %i per window', (name, health, limit) => {
     expect(effectiveLimit(tier(shipped, name), health)).toBe(limit);
   });
@@ -53,13 +56,37 @@ describe('effectiveLimit with the shipped config/tiers.json', () => {
 });
 
 describe('parseTiers: defaults', () => {
-  test('windowSeconds defaults to 60, algorithm to sliding-window, burst and degraded to limit', () => {
+  test('windowSeconds defaults to 60, algorithm to sliding-window, burst and degraded to limit, critical to degraded, priority to 0', () => {
     const set = tiersOf(parseTiers({ tiers: { basic: { limit: 5 } } }));
     expect(set.windowSeconds).toBe(60);
     expect(set.algorithm).toBe('sliding-window');
-    expect(tier(set, 'basic')).toEqual({ name: 'basic', limit: 5, burst: 5, degraded: 5, algorithm: 'sliding-window', windows: [], quota: null });
+    expect(tier(set, 'basic')).toEqual({ name: 'basic', limit: 5, burst: 5, degraded: 5, critical: 5, priority: 0, algorithm: 'sliding-window', windows: [], quota: null });
     expect(effectiveLimit(tier(set, 'basic'), 'NORMAL')).toBe(5);
     expect(effectiveLimit(tier(set, 'basic'), 'DEGRADED')).toBe(5);
+    expect(effectiveLimit(tier(set, 'basic'), 'CRITICAL')).toBe(5);
+    expect(set.lowestPriority).toBe(0);
+  });
+
+  test('critical defaults to degraded; the lowest priority is that of the least important tier', () => {
+    const set = tiersOf(parseTiers({ tiers: { a: { limit: 10, degraded: 4, priority: 3 }, b: { limit: 10, critical: 0, priority: 1 } } }));
+    expect(tier(set, 'a').critical).toBe(4);
+    expect(tier(set, 'b').critical).toBe(0);
+    expect(set.lowestPriority).toBe(1);
+  });
+
+  test('the ramp after a recovery brings NORMAL back from the degraded figure to the burst', () => {
+    const shippedFree = tier(tiersOf(parseTiers({ tiers: { free: { limit: 10, burst: 20, degraded: 2 } } })), 'free');
+    expect(effectiveLimit(shippedFree, 'NORMAL', 0)).toBe(2);
+    expect(effectiveLimit(shippedFree, 'NORMAL', 0.5)).toBe(11);
+    expect(effectiveLimit(shippedFree, 'NORMAL', 1)).toBe(20);
+    expect(effectiveLimit(shippedFree, 'DEGRADED', 0.5)).toBe(2);
+  });
+
+  test('bad critical and priority values are rejected with reasons', () => {
+    expect(reasonsOf({ tiers: { a: { limit: 1, critical: -1, priority: 1.5 } } })).toEqual([
+      expect.stringMatching(/tier "a": critical must be a whole number of at least 0/),
+      expect.stringMatching(/tier "a": priority must be a whole number/),
+    ]);
   });
 
   test('a tier inherits the global algorithm unless it names its own', () => {
@@ -141,7 +168,7 @@ describe('parseTiers: every invalid document is rejected with all of its reasons
   test('unknown fields, at the top and in a tier', () => {
     expect(reasonsOf({ window: 60, tiers: { free: { limit: 10, max: 20 } } })).toEqual([
       expect.stringMatching(/unknown field "window".*allowed: windowSeconds, algorithm, tiers/),
-      expect.stringMatching(/tier "free".*unknown field "max".*allowed: limit, burst, degraded, algorithm/),
+      expect.stringMatching(/tier "free".*unknown field "max".*allowed: limit, burst, degraded, critical, priority, algorithm/),
     ]);
   });
 

@@ -1,0 +1,66 @@
+/**
+ * The in-flight guard towards the upstream (SPEC §8), one per instance. Requests of the
+ * lowest priority in force may hold at most half of the slots; higher priorities share the
+ * rest and whatever the lowest leaves free. A request that finds no slot is refused at once
+ * (503 `overloaded`), never queued: under overload the lowest priority is shed first, in the
+ * seconds before the health state reacts. The idea is Netflix's partitioned limiter
+ * (concurrency-limits' `AbstractPartitionedLimiter`, where each partition has a guaranteed
+ * share and may borrow unused capacity) reduced to the one partition that matters here.
+ */
+
+/** The admission rule, pure: may one more request of this class take a slot? */
+export function admits(limit: number, inflight: number, lowestInflight: number, isLowest: boolean): boolean {
+  if (inflight >= limit) return false;
+  if (!isLowest) return true;
+  return lowestInflight < Math.max(1, Math.floor(limit / 2));
+}
+
+/** One window of the guard, read once a second by the health signals. */
+export interface GuardWindow {
+  readonly rejections: number;
+  readonly admitted: number;
+  /** The most requests in flight at once. */
+  readonly peakInflight: number;
+}
+
+export class InflightGuard {
+  private inflight = 0;
+  private lowestInflight = 0;
+  private rejected = 0;
+  private admitted = 0;
+  private peak = 0;
+
+  /** `limit()` is read on every admission: a fixed number, or the adaptive limit's current value. */
+  constructor(private readonly limit: () => number) {}
+
+  /** Takes a slot, or returns false (counted as a rejection). Pair every true with `release`. */
+  tryAcquire(isLowest: boolean): boolean {
+    if (!admits(this.limit(), this.inflight, this.lowestInflight, isLowest)) {
+      this.rejected += 1;
+      return false;
+    }
+    this.inflight += 1;
+    this.admitted += 1;
+    if (this.inflight > this.peak) this.peak = this.inflight;
+    if (isLowest) this.lowestInflight += 1;
+    return true;
+  }
+
+  release(isLowest: boolean): void {
+    this.inflight -= 1;
+    if (isLowest) this.lowestInflight -= 1;
+  }
+
+  get inFlight(): number {
+    return this.inflight;
+  }
+
+  /** The window since the last call, then a new one. */
+  take(): GuardWindow {
+    const w = { rejections: this.rejected, admitted: this.admitted, peakInflight: this.peak };
+    this.rejected = 0;
+    this.admitted = 0;
+    this.peak = this.inflight;
+    return w;
+  }
+}
