@@ -23,7 +23,10 @@
  *   --systems a,b       subset of: direct,http-proxy,rlflex,fastify,tollgate (the default),
  *                       forward-node,forward-undici (references, opt-in only: the least a
  *                       forwarder does, on node:http and on undici; no auth, no limiting)
- *   --scenarios a,b     subset of: allowed-1key,allowed-1000keys,rejected,latency
+ *   --scenarios a,b     subset of: allowed-1key,allowed-1000keys,rejected,latency, and
+ *                       tls (opt-in, ~2½ min: tollgate and forward-undici over plain HTTP,
+ *                       HTTPS/1.1, h2 (h2load) and a new TLS connection per request, then a
+ *                       certificate swap under load; scripts/bench/tls-scenario.js)
  *   --latency-factor F  fixed rate of the latency scenario as a fraction of bare
  *                       http-proxy's max req/s in allowed-1key (its median over the
  *                       rounds; default 0.6)
@@ -39,6 +42,11 @@
  *   --keep-tmp          keep the temp dir (configs, logs) for debugging
  *   --render            no load: rewrite latest.md from latest.json in --out (after a change
  *                       to the report's layout or to the targets table)
+ *   --variant NAME:K=V[,K=V]  an extra system "tollgate-NAME": tollgate with these settings
+ *                       on top of the others, run in the same rounds as plain tollgate so the
+ *                       two compare within one run (repeatable; e.g.
+ *                       --variant auto:HEALTH_MODE=auto,CONCURRENCY_LIMIT=auto). A row's
+ *                       "× tollgate" in the log is its median per-round ratio to plain tollgate
  *   --tollgate-env K=V  extra setting for the gateway, repeatable (e.g. WORKERS=2); the
  *                       gateway's settings are otherwise never inherited from the shell
  *
@@ -70,6 +78,7 @@ const TOLLGATE_ENV_NAMES = ['PORT', 'HOST', 'ADMIN_PORT', 'ADMIN_HOST', 'ADMIN_T
   'TRUST_PROXY', 'RATE_LIMIT_HEADERS', 'RATE_LIMIT_DRAFT_HEADERS', 'INVALID_KEY_LIMIT', 'INVALID_KEY_WINDOW_S',
   'IP_BLOCK_S', 'SHUTDOWN_TIMEOUT_MS', 'WORKERS', 'LOG_LEVEL', 'CONFIG_FILE'];
 const SCRIPT_CMDS = ['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'];
+const { runTlsScenario, tlsMarkdown, tlsTargets } = require('./bench/tls-scenario');
 
 // ---------------------------------------------------------------- arguments
 
@@ -78,7 +87,7 @@ function parseArgs(argv) {
     quick: false, duration: null, warmup: null, rounds: null, connections: 50, threads: 1, loadgen: null,
     systems: DEFAULT_SYSTEMS.slice(), scenarios: LOAD_SCENARIOS.concat('latency'),
     latencyFactor: 0.6, latencyRate: null, latencyRounds: null, latencyDuration: null, nodeUpstream: false, build: false,
-    out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {},
+    out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {}, variants: {},
   };
   const need = (i) => {
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
@@ -107,7 +116,7 @@ function parseArgs(argv) {
         if (!['wrk', 'autocannon'].includes(o.loadgen)) throw new Error('--loadgen: wrk or autocannon');
         break;
       case '--systems': o.systems = list(i, ALL_SYSTEMS); i++; break;
-      case '--scenarios': o.scenarios = list(i, LOAD_SCENARIOS.concat('latency')); i++; break;
+      case '--scenarios': o.scenarios = list(i, LOAD_SCENARIOS.concat('latency', 'tls')); i++; break;
       case '--latency-factor': o.latencyFactor = num(i); i++; break;
       case '--latency-rate': o.latencyRate = num(i); i++; break;
       case '--latency-rounds': o.latencyRounds = Math.max(1, Math.round(num(i))); i++; break;
@@ -117,6 +126,19 @@ function parseArgs(argv) {
       case '--out': o.out = path.resolve(need(i)); i++; break;
       case '--keep-tmp': o.keepTmp = true; break;
       case '--render': o.render = true; break;
+      case '--variant': {
+        const m = /^([a-z0-9_-]+):(.+)$/s.exec(need(i));
+        if (!m) throw new Error('--variant: expected NAME:K=V[,K=V]');
+        const env = {};
+        for (const kv of m[2].split(',')) {
+          const e = /^([A-Z0-9_]+)=(.*)$/s.exec(kv);
+          if (!e) throw new Error(`--variant ${m[1]}: expected K=V, got ${kv}`);
+          env[e[1]] = e[2];
+        }
+        o.variants[`tollgate-${m[1]}`] = env;
+        i++;
+        break;
+      }
       case '--tollgate-env': {
         const m = /^([A-Z0-9_]+)=(.*)$/s.exec(need(i));
         if (!m) throw new Error('--tollgate-env: expected NAME=value');
@@ -141,7 +163,7 @@ function parseArgs(argv) {
   if (o.duration < 1) throw new Error('--duration must be at least 1');
   if (o.latencyDuration < 1) throw new Error('--latency-duration must be at least 1');
   // keep the systems in canonical order (baseline before the others)
-  o.systems = ALL_SYSTEMS.filter((s) => o.systems.includes(s));
+  o.systems = ALL_SYSTEMS.filter((s) => o.systems.includes(s)).concat(Object.keys(o.variants));
   return o;
 }
 
@@ -500,7 +522,7 @@ async function startSystem(name, ctx) {
   };
   let c;
   let ready;
-  if (name === 'tollgate') {
+  if (name === 'tollgate' || name in ctx.opts.variants) {
     // the gateway's own settings come only from here (+ --tollgate-env), never from the
     // caller's shell, so a stray CONFIG_FILE or WORKERS does not change the benchmark
     const inherited = { ...process.env };
@@ -511,8 +533,9 @@ async function startSystem(name, ctx) {
       ADMIN_PORT: String(adminPort), ADMIN_HOST: '127.0.0.1', REDIS_URL: redis.url,
       LOG_LEVEL: 'warn', TIERS_FILE: cfg.tiersFile, KEYS_FILE: cfg.keysFile,
       ...ctx.opts.tollgateEnv,
+      ...(ctx.opts.variants[name] || {}),
     };
-    c = startChild('tollgate', process.execPath, [path.join(ROOT, 'dist', 'main.js')], { env });
+    c = startChild(name, process.execPath, [path.join(ROOT, 'dist', 'main.js')], { env });
     ready = () => waitHttp(adminPort, '/readyz', c, 30000, undefined, 200);
   } else {
     const file = {
@@ -974,6 +997,7 @@ function targets(report) {
   add('rejected: zero Redis commands per request', rejected && rejected.redisCmdsPerReq, (v) => v < 0.005, 3);
   const lat = report.latency.find((r) => r.system === 'tollgate' && r.ok);
   add('fixed rate: p99 added over bare http-proxy ≤ 0.5 ms', lat && lat.p99AddedMs, (v) => v <= 0.5, 2, ' ms');
+  tlsTargets(report.tls, add);
   return out;
 }
 
@@ -1016,9 +1040,10 @@ function markdown(report) {
       L.push(`| ${r.system} | ${fmt(r.targetRate)} | ${fmt(r.reqPerSec)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.p99AddedMs == null ? '–' : (r.p99AddedMs >= 0 ? '+' : '') + r.p99AddedMs.toFixed(2)} | ${fmt(r.cpuUsPerReq, 1)} | ${statusStr(r.statuses)} | ${esc(notes)} |`);
     }
   }
+  if (report.tls) L.push(...tlsMarkdown(benchHelpers(), report.tls, c));
   if (report.targets && report.targets.length) {
     L.push('');
-    L.push(`Targets (issue 6), from this run${c.quick ? ' (--quick: too short to mean anything)' : ''}:`);
+    L.push(`Targets (issues 6 and 15), from this run${c.quick ? ' (--quick: too short to mean anything)' : ''}:`);
     L.push('');
     L.push('| target | this run | met |');
     L.push('| --- | ---: | :---: |');
@@ -1053,6 +1078,14 @@ function redisCmds(r) {
 
 function short(s) { s = String(s || ''); return s.length > 160 ? `${s.slice(0, 157)}…` : s; }
 function esc(s) { return String(s || '').replace(/\|/g, '\\|').replace(/\n/g, ' '); }
+
+/** What scripts/bench/tls-scenario.js uses of this harness. */
+function benchHelpers() {
+  return {
+    ROOT, BENCH_DIR, TOLLGATE_ENV_NAMES, freePorts, startChild, stopChild, waitHttp, sleep, tail, runProcess, wrkScript,
+    treeTicks, ticksDeltaUs, treeRssKb, round, median, fmt, esc, short, errStr, statusStr, sumCounts, sumErrors, log, which,
+  };
+}
 
 // ---------------------------------------------------------------- main
 
@@ -1101,7 +1134,7 @@ async function main() {
 
   const systems = {};
   for (const s of opts.systems) systems[s] = { status: 'ok' };
-  if (opts.systems.includes('tollgate')) {
+  if (opts.systems.includes('tollgate') || opts.scenarios.includes('tls')) {
     const b = await ensureTollgateBuilt(opts);
     if (!b.ok) {
       ctx.failed.tollgate = b.error;
@@ -1125,6 +1158,11 @@ async function main() {
     for (const system of opts.systems) {
       const agg = aggregateLoad(system, scenario, perSystem[system], perSystem[BASELINE]);
       results.push(agg);
+      if (agg.ok && system in opts.variants) {
+        const ratios = perSystem[system].map((r, i) => (r.ok && perSystem.tollgate?.[i]?.ok ? r.reqPerSec / perSystem.tollgate[i].reqPerSec : null)).filter((x) => x != null).sort((a, b) => a - b);
+        agg.ratioToTollgate = ratios.length ? ratios[Math.floor((ratios.length - 1) / 2)] : null;
+        log(`${scenario} · ${system}: × tollgate ${agg.ratioToTollgate == null ? '–' : agg.ratioToTollgate.toFixed(3)} (rounds: ${ratios.map((x) => x.toFixed(3)).join(' ')})`);
+      }
       if (opts.rounds > 1 && agg.ok) log(`${scenario} · ${system}: median ${fmt(agg.reqPerSec)} req/s, × http-proxy ${agg.ratioToHttpProxy == null ? '–' : agg.ratioToHttpProxy.toFixed(2)} (rounds: ${(agg.ratioByRound || []).map((x) => (x == null ? '–' : x.toFixed(2))).join(' ')})`);
     }
   }
@@ -1175,6 +1213,11 @@ async function main() {
     else if (errors.length) systems[s] = { status: 'partial', error: errors.join('; ') };
   }
 
+  let tls = null;
+  if (opts.scenarios.includes('tls')) {
+    tls = ctx.failed.tollgate ? { error: ctx.failed.tollgate } : await runTlsScenario(benchHelpers(), ctx);
+  }
+
   machine.loadAvgEnd = os.loadavg().map((x) => round(x, 2));
   const report = {
     machine,
@@ -1187,6 +1230,7 @@ async function main() {
     latencyRate: ctx.latencyRate || null,
     latencyRateSource,
     latency,
+    tls,
     totalSeconds: round((Date.now() - started) / 1000, 1),
   };
   report.targets = targets(report);

@@ -22,8 +22,8 @@ const { parseFlags, positiveInteger, optionsOrExit, UsageError } = require('./cl
 const P = require('./overload/processes');
 const plan = require('./overload/plan');
 const { startLoad } = require('./overload/load');
-const { analyzeRun } = require('./overload/analyze');
-const { renderMarkdown, renderSvg, summaryTable } = require('./overload/report');
+const { analyzeRun, targetsOf } = require('./overload/analyze');
+const { renderMarkdown, renderSvg, summaryTable, toJson } = require('./overload/report');
 
 const USAGE = `Usage: npm run overload -- [--scenario fault|healthy|flap[,…]] [--modes none,manual,auto] [--quick | --smoke]
   --scenario S        fault (default): healthy, ~60 % capacity loss, healthy; healthy: no fault;
@@ -32,12 +32,14 @@ const USAGE = `Usage: npm run overload -- [--scenario fault|healthy|flap[,…]] 
   --quick             short preset: every default mode of the fault scenario in under 3 minutes
   --smoke             shortest preset, for the test suite (seconds per mode; figures not meaningful)
   --operator-delay N  manual mode: the operator switches N s after the fault starts and ends (default 10)
-  --dwell N           a transition undone within N s counts as a flap (default 30; quick 10)
+  --dwell N           a transition undone within N s counts as a flap (default 60, the gateway's
+                      HEALTH_DWELL_S default; quick 10, smoke 2)
   --slots N           upstream slots (default 10)
   --healthy-ms N      upstream service time when healthy (default 50)
   --fault-ms N        upstream service time during the fault (default 125)
   --gateway-env K=V   extra gateway setting, repeatable
   --out DIR           where the results go (default bench-results/overload)
+  --gateway FILE      the gateway's entry point (default dist/main.js; e.g. another worktree's build)
   --build             run npm run build first (also done when dist/main.js is missing)
   --keep-tmp          keep the temp dir (tiers, keys, logs)
 Durations: full fault scenario 30 s before + 60 s fault + 30 s after (+ up to 180 s more until
@@ -63,6 +65,7 @@ function parseOptions(argv) {
     'fault-ms': { type: 'string', default: '125' },
     'gateway-env': { type: 'string', multiple: true, default: [] },
     out: { type: 'string', default: path.join(P.ROOT, 'bench-results', 'overload') },
+    gateway: { type: 'string' },
     build: { type: 'boolean', default: false },
     'keep-tmp': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
@@ -90,6 +93,7 @@ function parseOptions(argv) {
     healthyMs: positiveInteger(v['healthy-ms'], '--healthy-ms'),
     faultMs: positiveInteger(v['fault-ms'], '--fault-ms'),
     out: path.resolve(v.out), build: v.build, keepTmp: v['keep-tmp'],
+    gateway: v.gateway === undefined ? null : path.resolve(v.gateway),
   };
 }
 
@@ -159,8 +163,8 @@ function gatewayEnv(o, ports, files, modeEnv) {
   };
 }
 
-async function startGateway(env, logFile) {
-  const c = P.startChild('gateway', process.execPath, [path.join(P.ROOT, 'dist', 'main.js')], { env, logFile });
+async function startGateway(main, env, logFile) {
+  const c = P.startChild('gateway', process.execPath, [main], { env, logFile });
   const ready = await P.waitUntil(async () => (await P.httpJson(Number(env.ADMIN_PORT), 'GET', '/readyz')).status === 200, c, START_TIMEOUT_MS);
   return { proc: c, ready };
 }
@@ -176,7 +180,7 @@ async function runMode(ctx, scenario, modeName) {
   const upstream = await startUpstream(o, path.join(tmp, `${tag}-upstream.log`));
   const [proxy, admin] = await P.freePorts(2);
   const ports = { proxy, admin, upstream: upstream.port, redis: redis.port };
-  let gw = await startGateway(gatewayEnv(o, ports, files, mode.env), path.join(tmp, `${tag}-gateway.log`));
+  let gw = await startGateway(ctx.gatewayMain, gatewayEnv(o, ports, files, mode.env), path.join(tmp, `${tag}-gateway.log`));
   if (!gw.ready && /unknown field "(critical|priority)"/.test(gw.proc.output) && !files.legacy) {
     // A gateway from before SPEC §8's tier fields: run on the same tiers without them, and say so.
     await P.stopChild(gw.proc);
@@ -184,7 +188,7 @@ async function runMode(ctx, scenario, modeName) {
     files.legacy = true;
     warnings.push('this gateway rejects the tier fields `critical` and `priority` (SPEC §8): the run used the tiers without them');
     log(`warning: ${warnings[warnings.length - 1]}`);
-    gw = await startGateway(gatewayEnv(o, ports, files, mode.env), path.join(tmp, `${tag}-gateway.log`));
+    gw = await startGateway(ctx.gatewayMain, gatewayEnv(o, ports, files, mode.env), path.join(tmp, `${tag}-gateway.log`));
   }
   try {
     if (!gw.ready) throw new Error(`gateway (${modeName}) did not become ready: ${P.tail(gw.proc.output)}`);
@@ -195,65 +199,60 @@ async function runMode(ctx, scenario, modeName) {
     log(`${tag}: load for ${tl.duration} s${tl.recoveryWait ? ` (+ up to ${tl.recoveryWait} s until NORMAL)` : ''}`);
     const load = startLoad({ url: `http://127.0.0.1:${proxy}`, groups: plan.GROUPS, timeoutMs: TIMEOUT_MS, seconds: maxSeconds });
     upstream.setT0(load.t0);
-    const at = (seconds, fn) => setTimeout(fn, Math.max(0, load.t0 + seconds * 1000 - performance.now()));
     const timers = [];
-    for (const [a, b] of tl.faults) {
-      timers.push(at(a, () => upstream.setLatency(o.faultMs)));
-      timers.push(at(b, () => upstream.setLatency(o.healthyMs)));
-    }
-    const operator = [];
-    if (mode.operator && tl.faults.length) {
-      const put = async (status) => {
-        const t = load.elapsed() / 1000;
-        const r = await P.httpJson(admin, 'PUT', '/admin/health', { status });
-        operator.push({ t, status, code: r.status });
-      };
-      const on = tl.faults[0][0] + o.p.operatorDelay;
-      const off = tl.faults[tl.faults.length - 1][1] + o.p.operatorDelay;
-      if (on < tl.duration) timers.push(at(on, () => put('DEGRADED')));
-      // NORMAL without a TTL is a pin that equals manual mode's default; the DELETE ends it
-      // where the gateway has overrides (SPEC §8) and is a harmless 404 where it has not.
-      if (off < tl.duration) timers.push(at(off, () => put('NORMAL').then(() => P.httpJson(admin, 'DELETE', '/admin/health/override'))));
-    }
     const polls = [];
-    let polling = false;
-    const poller = setInterval(async () => {
-      if (polling) return;
-      polling = true;
-      const t = load.elapsed() / 1000;
-      const r = await P.httpJson(admin, 'GET', '/admin/health', undefined, TIMEOUT_MS);
-      const b = r.status === 200 && r.body ? r.body : null;
-      polls.push({ t, status: b ? b.status : null, automatic: b && b.automatic ? b.automatic.status : null, override: b ? Boolean(b.override) : null });
-      polling = false;
-    }, POLL_MS);
-
-    // The planned length, then (full preset) until the state has been NORMAL for a while.
-    await P.sleep(tl.duration * 1000 - load.elapsed());
-    if (tl.recoveryWait > 0 && tl.faults.length) {
-      const limit = (tl.duration + tl.recoveryWait) * 1000;
-      let normalSince = null;
-      while (load.elapsed() < limit) {
-        const last = polls[polls.length - 1];
-        if (last && last.status === 'NORMAL' && (!last.automatic || last.automatic === 'NORMAL')) {
-          if (normalSince === null) normalSince = last.t;
-          if (last.t - normalSince >= AFTER_NORMAL_S) break;
-        } else {
-          normalSince = null;
-        }
-        await P.sleep(POLL_MS);
+    const operator = [];
+    let poller = null;
+    let seconds;
+    try {
+      const at = (t, fn) => timers.push(setTimeout(fn, Math.max(0, load.t0 + t * 1000 - performance.now())));
+      for (const [a, b] of tl.faults) {
+        at(a, () => upstream.setLatency(o.faultMs));
+        at(b, () => upstream.setLatency(o.healthyMs));
       }
+      if (mode.operator && tl.faults.length) {
+        const put = async (status) => {
+          const t = load.elapsed() / 1000;
+          const r = await P.httpJson(admin, 'PUT', '/admin/health', { status });
+          operator.push({ t, status, code: r.status });
+        };
+        const on = tl.faults[0][0] + o.p.operatorDelay;
+        const off = tl.faults[tl.faults.length - 1][1] + o.p.operatorDelay;
+        if (on < tl.duration) at(on, () => put('DEGRADED'));
+        // NORMAL without a TTL is a pin that equals manual mode's default; the DELETE ends it
+        // where the gateway has overrides (SPEC §8) and is a harmless 404 where it has not.
+        if (off < tl.duration) at(off, () => put('NORMAL').then(() => P.httpJson(admin, 'DELETE', '/admin/health/override')));
+      }
+      let polling = false;
+      poller = setInterval(async () => {
+        if (polling) return;
+        polling = true;
+        const t = load.elapsed() / 1000;
+        const r = await P.httpJson(admin, 'GET', '/admin/health', undefined, TIMEOUT_MS);
+        const b = r.status === 200 && r.body ? r.body : null;
+        polls.push({ t, status: b ? b.status : null, automatic: b && b.automatic ? b.automatic.status : null, override: b ? Boolean(b.override) : null });
+        polling = false;
+      }, POLL_MS);
+
+      // The planned length, then (full preset) until the state has been NORMAL for a while.
+      await P.sleep(tl.duration * 1000 - load.elapsed());
+      if (tl.recoveryWait > 0 && tl.faults.length) {
+        const limit = (tl.duration + tl.recoveryWait) * 1000;
+        while (load.elapsed() < limit && load.elapsed() / 1000 - normalSince(polls) < AFTER_NORMAL_S) await P.sleep(POLL_MS);
+      }
+      seconds = Math.min(maxSeconds, Math.round(load.elapsed() / 1000));
+    } finally {
+      clearInterval(poller);
+      for (const t of timers) clearTimeout(t);
+      await load.stop();
     }
-    const seconds = Math.min(maxSeconds, Math.round(load.elapsed() / 1000));
-    clearInterval(poller);
-    for (const t of timers) clearTimeout(t);
-    await load.stop();
     const metrics = await P.httpJson(admin, 'GET', '/metrics', undefined, 5000);
     const result = analyzeRun({
       groups: plan.GROUPS, buckets: load.buckets, latencies: load.latencies, polls, faults: tl.faults, phases: tl.phases,
       dwell: o.p.dwell, seconds, upstream: upstream.samples,
     });
     return {
-      mode: modeName, what: mode.what, gatewayEnv: mode.env, gatewayMode, seconds, operator, result,
+      mode: modeName, what: mode.what, gatewayEnv: mode.env, gatewayMode, seconds, operator, result, targets: targetsOf(scenario, result),
       otherStatuses: load.otherStatuses,
       upstream: upstream.samples.map(({ t, busy, queued, queueMax, served, dropped, latencyMs }) => ({ t: +t.toFixed(2), busy, queued, queueMax, served, dropped, latencyMs })),
       polls: polls.map((p) => ({ ...p, t: +p.t.toFixed(2) })),
@@ -265,6 +264,15 @@ async function runMode(ctx, scenario, modeName) {
     const audit = readAudit(path.join(tmp, `${tag}-gateway.log`));
     if (audit.length) ctx.audit[tag] = audit;
   }
+}
+
+/** Since when the polls have shown NORMAL, in force and automatic (Infinity: not NORMAL now). */
+function normalSince(polls) {
+  const good = (p) => p.status === 'NORMAL' && (!p.automatic || p.automatic === 'NORMAL');
+  let i = polls.length - 1;
+  if (i < 0 || !good(polls[i])) return Infinity;
+  while (i > 0 && good(polls[i - 1])) i--;
+  return i === 0 ? 0 : polls[i].t;
 }
 
 /** The §8 metrics worth keeping with the figures (the gateway's own count of what happened). */
@@ -298,7 +306,9 @@ async function main() {
   const o = optionsOrExit('overload', USAGE, () => parseOptions(process.argv.slice(2)));
   if (!o) return 0;
   P.installExitHandlers(log);
-  ensureBuilt(o.build);
+  if (o.gateway === null) ensureBuilt(o.build);
+  const gatewayMain = o.gateway || path.join(P.ROOT, 'dist', 'main.js');
+  if (!fs.existsSync(gatewayMain)) throw new Error(`${gatewayMain} does not exist`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-overload-'));
   // also when a signal or an error ends the run (the children are gone by then)
   if (!o.keepTmp) process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -307,7 +317,7 @@ async function main() {
   fs.writeFileSync(files.tiers, JSON.stringify(plan.TIERS, null, 2));
   fs.writeFileSync(files.keys, JSON.stringify(plan.keysFile(plan.GROUPS)));
   const redis = await startRedis(tmp);
-  const ctx = { o, tmp, redis, files, warnings: [], audit: {} };
+  const ctx = { o, tmp, redis, files, gatewayMain, warnings: [], audit: {} };
   let failed = false;
   try {
     for (const scenario of o.scenarios) {
@@ -327,7 +337,7 @@ async function main() {
       const tl = plan.timeline(scenario, o.p);
       const report = {
         scenario, preset: o.preset, date: new Date().toISOString(), wallSeconds: Math.round((Date.now() - started) / 1000),
-        command: `npm run overload -- ${process.argv.slice(2).join(' ')}`.trim(),
+        command: `npm run overload -- ${process.argv.slice(2).join(' ')}`.trim(), gateway: path.relative(P.ROOT, gatewayMain),
         machine: machine(), timeoutMs: TIMEOUT_MS, pollMs: POLL_MS, dwell: o.p.dwell, operatorDelay: o.p.operatorDelay,
         upstream: { slots: o.slots, healthyMs: o.healthyMs, faultMs: o.faultMs },
         timeline: { faults: tl.faults, phases: tl.phases, plannedSeconds: tl.duration, recoveryWait: tl.recoveryWait },
@@ -335,7 +345,7 @@ async function main() {
         warnings: ctx.warnings.slice(), svgFile: `${base}.svg`, runs,
         audit: Object.fromEntries(Object.entries(ctx.audit).filter(([k]) => k.startsWith(`${scenario}-`))),
       };
-      fs.writeFileSync(path.join(o.out, `${base}.json`), `${JSON.stringify(report, null, 1)}\n`);
+      fs.writeFileSync(path.join(o.out, `${base}.json`), `${toJson(report)}\n`);
       fs.writeFileSync(path.join(o.out, `${base}.md`), renderMarkdown(report));
       fs.writeFileSync(path.join(o.out, `${base}.svg`), renderSvg(report));
       process.stdout.write(`\n${scenario} (${o.preset}, ${report.wallSeconds} s):\n${summaryTable(report)}\n`);

@@ -83,6 +83,14 @@ export interface RunResult {
   };
 }
 
+export interface Target {
+  name: string;
+  value: number | null;
+  met: boolean;
+  note?: string;
+}
+
+export declare function targetsOf(scenario: string, result: RunResult): Target[];
 export declare function analyzeRun(run: RunInput): RunResult;
 export declare function transitionsOf(polls: Poll[], field?: 'status' | 'automatic'): Transition[];
 export declare function flapsOf(transitions: Transition[], dwell: number): number;

@@ -162,4 +162,32 @@ function seriesOf({ groups, buckets, polls, seconds, upstream = [] }) {
   return { state, automatic, goodput, overloaded, limited, upstreamQueueMax: queue };
 }
 
-module.exports = { analyzeRun, transitionsOf, flapsOf, detectOf, recoverOf, percentile };
+/**
+ * Issue 12's targets that apply to this scenario, checked against one run's figures. Only the
+ * full preset's timeline is the one the targets are set for; shorter runs are checked all the
+ * same, for the shape. "At most one transition each way" reads: the state leaves NORMAL at most
+ * once and comes back to NORMAL at most once (the stepwise way back is one way).
+ */
+function targetsOf(scenario, r) {
+  const t = [];
+  const check = (name, value, ok) => t.push({ name, value, met: value === null || value === undefined ? false : ok(value) });
+  if (scenario === 'fault') {
+    check('within-contract goodput over the fault ≥ 99 %', r.phases.fault.withinContractGoodput, (v) => v >= 0.99);
+    check('DEGRADED or worse within 20 s', r.detectSeconds, (v) => v <= 20);
+    check('NORMAL within 180 s of the fault clearing', r.recoverSeconds, (v) => v <= 180);
+    check('0 flaps', r.flaps, (v) => v === 0);
+    if (r.overloadRefusals === 0) t.push({ name: 'shed precision ≥ 99 %', value: null, met: true, note: 'no refusals' });
+    else check('shed precision ≥ 99 %', r.shedPrecision, (v) => v >= 0.99);
+  } else if (scenario === 'healthy') {
+    check('0 transitions', r.transitionCount, (v) => v === 0);
+    check('0 overload refusals', r.overloadRefusals, (v) => v === 0);
+  } else if (scenario === 'flap') {
+    const left = r.transitions.filter((x) => x.from === 'NORMAL').length;
+    const back = r.transitions.filter((x) => x.to === 'NORMAL').length;
+    check('leaves NORMAL at most once', left, (v) => v <= 1);
+    check('returns to NORMAL at most once', back, (v) => v <= 1);
+  }
+  return t;
+}
+
+module.exports = { analyzeRun, targetsOf, transitionsOf, flapsOf, detectOf, recoverOf, percentile };

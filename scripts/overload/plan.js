@@ -58,10 +58,11 @@ const SCENARIOS = ['fault', 'healthy', 'flap'];
  * Seconds. `before`/`after`: healthy phases around the fault; `fault`: its length;
  * `recoveryWait`: how much longer than `after` the run may go on waiting for NORMAL;
  * `healthy`: the healthy scenario's length; `flap`: its on/off period and total length;
- * `dwell`: a transition undone within this many seconds is a flap; `operatorDelay`: N.
+ * `dwell`: a transition undone within this many seconds is a flap (full: the gateway's default
+ * quiet dwell, HEALTH_DWELL_S=60; shorter presets scale it down with the fault); `operatorDelay`: N.
  */
 const PRESETS = {
-  full: { before: 30, fault: 60, after: 30, recoveryWait: 180, healthy: 300, flapPeriod: 10, flapTotal: 120, dwell: 30, operatorDelay: 10 },
+  full: { before: 30, fault: 60, after: 30, recoveryWait: 180, healthy: 300, flapPeriod: 10, flapTotal: 120, dwell: 60, operatorDelay: 10 },
   quick: { before: 10, fault: 24, after: 12, recoveryWait: 0, healthy: 40, flapPeriod: 6, flapTotal: 24, dwell: 10, operatorDelay: 10 },
   smoke: { before: 3, fault: 5, after: 3, recoveryWait: 0, healthy: 6, flapPeriod: 2, flapTotal: 6, dwell: 2, operatorDelay: 2 },
 };

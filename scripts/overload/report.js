@@ -6,7 +6,7 @@ const STATE_COLOR = { NORMAL: '#43a047', DEGRADED: '#fb8c00', CRITICAL: '#e53935
 const GROUP_COLOR = { free: '#9e9e9e', 'pro-within': '#1e88e5', 'pro-above': '#8e24aa', enterprise: '#00897b' };
 const FALLBACK_COLORS = ['#6d4c41', '#3949ab', '#c0ca33', '#d81b60'];
 
-const pct = (x) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(x >= 0.995 && x < 1 ? 1 : 0)} %`);
+const pct = (x) => (x === null || x === undefined ? '—' : `${(100 * x).toFixed(x >= 0.95 && x < 1 ? 1 : 0)} %`);
 const secs = (x) => (x === null || x === undefined ? '—' : `${x.toFixed(1)} s`);
 const ms = (x) => (x === null || x === undefined ? '—' : `${Math.round(x)}`);
 
@@ -46,6 +46,24 @@ function detailTable(report) {
         lines.push(`| ${run.mode} | ${p} | ${g.name} | ${c.sent} | ${pct(c.goodput)} | ${c.limited} | ${c.overloaded} | ${c.timeout} | ${c.upstreamError} | ${other} | ${ms(c.p50Ms)} | ${ms(c.p99Ms)} |`);
       }
     }
+  }
+  return lines.join('\n');
+}
+
+function targetValue(t) {
+  if (t.note) return t.note;
+  if (t.value === null || t.value === undefined) return '—';
+  if (/goodput|precision/.test(t.name)) return pct(t.value);
+  if (/within \d+ s/.test(t.name)) return secs(t.value);
+  return String(t.value);
+}
+
+function targetsTable(report) {
+  const runs = report.runs.filter((r) => !r.error && r.targets && r.targets.length);
+  if (!runs.length) return 'No targets for this scenario.';
+  const lines = [`| target | ${runs.map((r) => r.mode).join(' | ')} |`, `| --- | ${runs.map(() => '---').join(' | ')} |`];
+  for (const [i, t] of runs[0].targets.entries()) {
+    lines.push(`| ${t.name} | ${runs.map((r) => `${targetValue(r.targets[i])} ${r.targets[i].met ? '✓' : '✗'}`).join(' | ')} |`);
   }
   return lines.join('\n');
 }
@@ -95,6 +113,12 @@ ${summaryTable(report)}
 Within-contract goodput: share of the requests sent by keys under their tier's \`limit\` (pro-within, enterprise) answered 2xx within ${report.timeoutMs} ms.
 Detect: fault start → first DEGRADED/CRITICAL seen by polling \`GET /admin/health\` every ${report.pollMs} ms. Recover: fault end → NORMAL for good.
 Shed precision: share of the 503 \`overloaded\` refusals that hit free or above-contract requests.
+
+## Issue 12's targets
+
+The targets are set for \`HEALTH_MODE=auto CONCURRENCY_LIMIT=auto\` and the full preset's timeline; the other modes and presets are checked the same way for comparison.
+
+${targetsTable(report)}
 
 ## Transitions
 
@@ -220,4 +244,33 @@ ${panels.join('\n')}
 `;
 }
 
-module.exports = { renderMarkdown, renderSvg, summaryTable };
+/**
+ * JSON for people and for diffs: an object or array goes on one line when it fits in `width`
+ * characters (a poll, a bucket, a per-second series of a short run), else one member a line.
+ */
+function toJson(value, indent = '', width = 120) {
+  const flat = JSON.stringify(value);
+  if (flat === undefined || value === null || typeof value !== 'object' || indent.length + flat.length <= width) return flat;
+  const inner = `${indent}  `;
+  if (Array.isArray(value) && value.every((v) => v === null || typeof v !== 'object')) {
+    const lines = [];
+    let line = '';
+    for (const v of value) {
+      const item = JSON.stringify(v === undefined ? null : v);
+      if (line && inner.length + line.length + item.length + 2 > width) {
+        lines.push(line);
+        line = '';
+      }
+      line += line ? `, ${item}` : item;
+    }
+    lines.push(line);
+    return `[\n${lines.map((l) => `${inner}${l}`).join(',\n')}\n${indent}]`;
+  }
+  if (Array.isArray(value)) {
+    return `[\n${value.map((v) => `${inner}${toJson(v === undefined ? null : v, inner, width)}`).join(',\n')}\n${indent}]`;
+  }
+  const members = Object.entries(value).filter(([, v]) => v !== undefined);
+  return `{\n${members.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${toJson(v, inner, width)}`).join(',\n')}\n${indent}}`;
+}
+
+module.exports = { renderMarkdown, renderSvg, summaryTable, targetsTable, toJson };

@@ -69,11 +69,16 @@ function settled<T>(fn: () => T): Promise<T> {
   }
 }
 
-/** The key's tier with the key's own `limits` over it (SPEC §9); burst never below limit. */
+/**
+ * The key's tier with the key's own `limits` over it (SPEC §9). Burst is never below limit:
+ * a key that sets only `burst` below its tier's limit has its limit lowered to it; one that
+ * sets only `limit` above its tier's burst has its burst raised to it.
+ */
 export function applyKeyLimits(tier: Tier, limits: KeyLimits | undefined): Tier {
   if (limits === undefined) return tier;
   const merged = { ...tier, ...limits } as Tier;
-  return merged.burst < merged.limit ? { ...merged, burst: merged.limit } : merged;
+  if (merged.burst >= merged.limit) return merged;
+  return limits.limit === undefined ? { ...merged, limit: merged.burst } : { ...merged, burst: merged.limit };
 }
 
 /** Day of the month (1–31, UTC) of an ISO-8601 instant: a monthly `"anchor":"key"` quota resets on it. */

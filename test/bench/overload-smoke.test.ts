@@ -9,7 +9,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { RunResult } from '../../scripts/overload/analyze';
+import type { RunResult, Target } from '../../scripts/overload/analyze';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MODES = ['none', 'manual', 'auto'];
@@ -22,7 +22,7 @@ interface Report {
   preset: string;
   timeline: { faults: Array<[number, number]>; phases: Array<{ name: string; from: number; to: number }> };
   groups: Array<{ name: string }>;
-  runs: Array<{ mode: string; error?: string; seconds: number; polls: unknown[]; result: RunResult }>;
+  runs: Array<{ mode: string; error?: string; seconds: number; polls: unknown[]; result: RunResult; targets: Target[] }>;
 }
 
 function runOverload(outDir: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; output: string }> {
@@ -86,12 +86,14 @@ describe('npm run overload -- --smoke', () => {
       expect(typeof r.result.transitionCount).toBe('number');
       expect(typeof r.result.flaps).toBe('number');
       expect(typeof r.result.overloadRefusals).toBe('number');
+      expect(r.targets.map((t) => typeof t.met)).toEqual(['boolean', 'boolean', 'boolean', 'boolean', 'boolean']);
     }
   });
 
   it('writes a markdown summary row per mode and an SVG panel per mode', () => {
     const md = fs.readFileSync(path.join(outDir, 'fault-smoke.md'), 'utf8');
     expect(md).toMatch(/^# Overload experiment: scenario `fault`, preset `smoke`/);
+    expect(md).toContain(`| target | ${MODES.join(' | ')} |`);
     expect(md).toContain('| mode | within-contract goodput, before | within-contract goodput, fault | within-contract goodput, after | detect | recover |');
     for (const m of MODES) expect(md).toMatch(new RegExp(`^\\| ${m} \\| \\d+(\\.\\d)? % \\|`, 'm'));
     const svg = fs.readFileSync(path.join(outDir, 'fault-smoke.svg'), 'utf8');

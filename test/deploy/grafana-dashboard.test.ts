@@ -20,6 +20,11 @@ const SPEC_METRICS = [
   'tollgate_store_breaker_state',
   'tollgate_store_fallback_total',
   'tollgate_blocked_ips',
+  // SPEC §8
+  'tollgate_health_automatic_state',
+  'tollgate_health_transitions_total',
+  'tollgate_upstream_inflight',
+  'tollgate_concurrency_limit',
   // SPEC §12
   'tollgate_config_reloads_total',
   'tollgate_config_last_reload_ok',
@@ -57,6 +62,10 @@ describe('Grafana dashboard', () => {
 
     expect(find((e) => /tollgate_requests_total/.test(e) && /by \(tier, outcome\)/.test(e))).toBeDefined();
     expect(find((e) => /tollgate_requests_total\{[^}]*outcome="limited"/.test(e))).toBeDefined();
+    // SPEC §8: the automatic state, its signals' effect and shedding by tier.
+    expect(find((e) => /tollgate_health_automatic_state/.test(e))).toBeDefined();
+    expect(find((e) => /tollgate_requests_total\{[^}]*outcome="overloaded"/.test(e) && /by \(tier\)/.test(e))).toBeDefined();
+    expect(find((e) => /tollgate_concurrency_limit/.test(e))).toBeDefined();
     for (const histogram of ['tollgate_limiter_duration_seconds', 'tollgate_upstream_duration_seconds']) {
       for (const q of ['0.5', '0.99']) {
         const pattern = new RegExp(`histogram_quantile\\(${q.replace('.', '\\.')},.*${histogram}_bucket`);

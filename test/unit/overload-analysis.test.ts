@@ -3,7 +3,7 @@
  * and contract, time to detect and recover, transitions and flaps, shed precision, from
  * scripted buckets and health polls.
  */
-import { analyzeRun, flapsOf, recoverOf, transitionsOf, type Bucket, type Group, type Poll, type State } from '../../scripts/overload/analyze';
+import { analyzeRun, flapsOf, recoverOf, targetsOf, transitionsOf, type Bucket, type Group, type Poll, type RunResult, type State } from '../../scripts/overload/analyze';
 
 const GROUPS: Group[] = [
   { name: 'free', tier: 'free', keys: 2, rate: 10, contract: 'free' },
@@ -99,5 +99,35 @@ describe('overload analysis', () => {
   it('skips polls that got no answer', () => {
     const p: Poll[] = [{ t: 0, status: 'NORMAL' }, { t: 1, status: null }, { t: 2, status: 'NORMAL' }, { t: 3, status: 'DEGRADED' }];
     expect(transitionsOf(p)).toEqual([{ t: 3, from: 'NORMAL', to: 'DEGRADED' }]);
+  });
+});
+
+describe("issue 12's targets", () => {
+  function result(over: Partial<RunResult>): RunResult {
+    const base = analyzeRun({ groups: [], buckets: {}, latencies: {}, polls: [], faults: [], dwell: 60, seconds: 0, phases: [{ name: 'fault', from: 0, to: 0 }] });
+    return { ...base, ...over };
+  }
+  const fault = (goodput: number | null) => ({ fault: { from: 0, to: 60, withinContractGoodput: goodput, overloadRefusals: 0, groups: {} } });
+
+  it('checks the fault scenario: goodput, detection, recovery, flaps, shed precision', () => {
+    const met = targetsOf('fault', result({ phases: fault(0.995), detectSeconds: 12, recoverSeconds: 170, flaps: 0, overloadRefusals: 100, shedPrecision: 0.99 }));
+    expect(met.map((t) => t.met)).toEqual([true, true, true, true, true]);
+    const missed = targetsOf('fault', result({ phases: fault(0.98), detectSeconds: null, recoverSeconds: 181, flaps: 1, overloadRefusals: 100, shedPrecision: 0.9 }));
+    expect(missed.map((t) => t.met)).toEqual([false, false, false, false, false]);
+    // no refusals at all: nothing was shed wrongly
+    expect(targetsOf('fault', result({ phases: fault(1), overloadRefusals: 0, shedPrecision: null }))[4]).toEqual(expect.objectContaining({ met: true, note: 'no refusals' }));
+  });
+
+  it('checks the healthy scenario for false alarms and the flap scenario for one excursion', () => {
+    expect(targetsOf('healthy', result({ transitionCount: 0, overloadRefusals: 0 })).map((t) => t.met)).toEqual([true, true]);
+    expect(targetsOf('healthy', result({ transitionCount: 1, overloadRefusals: 3 })).map((t) => t.met)).toEqual([false, false]);
+    const stepwise = [
+      { t: 1, from: 'NORMAL' as const, to: 'CRITICAL' as const },
+      { t: 70, from: 'CRITICAL' as const, to: 'DEGRADED' as const },
+      { t: 140, from: 'DEGRADED' as const, to: 'NORMAL' as const },
+    ];
+    expect(targetsOf('flap', result({ transitions: stepwise })).map((t) => t.met)).toEqual([true, true]);
+    const twice = [...stepwise, { t: 150, from: 'NORMAL' as const, to: 'DEGRADED' as const }];
+    expect(targetsOf('flap', result({ transitions: twice })).map((t) => [t.value, t.met])).toEqual([[2, false], [1, true]]);
   });
 });
