@@ -38,9 +38,11 @@ function readConfig(): Config {
   }
 }
 
-async function startApp(config: Config, log: Logger, options: AppOptions): Promise<App> {
+/** `beforeStart`: after the settings were checked (createApp), before listening. */
+async function startApp(config: Config, log: Logger, options: AppOptions, beforeStart?: () => void): Promise<App> {
   try {
     const app = await createApp(config, log, options);
+    beforeStart?.();
     await app.start();
     return app;
   } catch (err) {
@@ -114,13 +116,14 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
     // Back off when workers die in a loop (e.g. a port taken), without ever giving up.
     setTimeout(fork, Math.min(100 * restarts, 5000)).unref();
   });
-  for (let i = 0; i < config.workers; i++) fork();
+  // Workers are forked once createApp has checked the files (tiers, TLS pair): a bad one
+  // is then one line and exit 2, not workers dying mid-start around it.
   const app = await startApp(config, log, {
     role: 'admin',
     metricsOverride: clusterMetricsSource(),
     onTiersReloaded: broadcast,
     readyCheck: () => listening.size >= config.workers,
-  });
+  }, () => { for (let i = 0; i < config.workers; i++) fork(); });
   log.info({ workers: config.workers }, 'primary started workers');
 
   const stopWorkers = async () => {

@@ -70,6 +70,12 @@ test('ALPN: h2 and http/1.1 offered on the one port; the listener logs its proto
   expect(gw.output()).toContain('"protocol":"h2"');
 });
 
+test('h2 SETTINGS bound what one connection may hold: 128 concurrent streams, a 32 KiB header list', async () => {
+  // The server's SETTINGS frame has surely arrived once a response has.
+  await h2.request('/items');
+  expect(h2.session.remoteSettings).toMatchObject({ maxConcurrentStreams: 128, maxHeaderListSize: 32 * 1024 });
+});
+
 describe.each(clients)('over %s', (name, request) => {
   test('200: proxied with rate-limit headers; the upstream sees https, the right Host and X-Forwarded-*, no pseudo-headers', async () => {
     const { key } = await createKey(gw.adminUrl, 'pro');
