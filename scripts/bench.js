@@ -23,7 +23,10 @@
  *   --systems a,b       subset of: direct,http-proxy,rlflex,fastify,tollgate (the default),
  *                       forward-node,forward-undici (references, opt-in only: the least a
  *                       forwarder does, on node:http and on undici; no auth, no limiting)
- *   --scenarios a,b     subset of: allowed-1key,allowed-1000keys,rejected,latency
+ *   --scenarios a,b     subset of: allowed-1key,allowed-1000keys,rejected,latency, and
+ *                       tls (opt-in, ~2½ min: tollgate and forward-undici over plain HTTP,
+ *                       HTTPS/1.1, h2 (h2load) and a new TLS connection per request, then a
+ *                       certificate swap under load; scripts/bench/tls-scenario.js)
  *   --latency-factor F  fixed rate of the latency scenario as a fraction of bare
  *                       http-proxy's max req/s in allowed-1key (its median over the
  *                       rounds; default 0.6)
@@ -75,6 +78,7 @@ const TOLLGATE_ENV_NAMES = ['PORT', 'HOST', 'ADMIN_PORT', 'ADMIN_HOST', 'ADMIN_T
   'TRUST_PROXY', 'RATE_LIMIT_HEADERS', 'RATE_LIMIT_DRAFT_HEADERS', 'INVALID_KEY_LIMIT', 'INVALID_KEY_WINDOW_S',
   'IP_BLOCK_S', 'SHUTDOWN_TIMEOUT_MS', 'WORKERS', 'LOG_LEVEL', 'CONFIG_FILE'];
 const SCRIPT_CMDS = ['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro'];
+const { runTlsScenario, tlsMarkdown, tlsTargets } = require('./bench/tls-scenario');
 
 // ---------------------------------------------------------------- arguments
 
@@ -112,7 +116,7 @@ function parseArgs(argv) {
         if (!['wrk', 'autocannon'].includes(o.loadgen)) throw new Error('--loadgen: wrk or autocannon');
         break;
       case '--systems': o.systems = list(i, ALL_SYSTEMS); i++; break;
-      case '--scenarios': o.scenarios = list(i, LOAD_SCENARIOS.concat('latency')); i++; break;
+      case '--scenarios': o.scenarios = list(i, LOAD_SCENARIOS.concat('latency', 'tls')); i++; break;
       case '--latency-factor': o.latencyFactor = num(i); i++; break;
       case '--latency-rate': o.latencyRate = num(i); i++; break;
       case '--latency-rounds': o.latencyRounds = Math.max(1, Math.round(num(i))); i++; break;
@@ -993,6 +997,7 @@ function targets(report) {
   add('rejected: zero Redis commands per request', rejected && rejected.redisCmdsPerReq, (v) => v < 0.005, 3);
   const lat = report.latency.find((r) => r.system === 'tollgate' && r.ok);
   add('fixed rate: p99 added over bare http-proxy ≤ 0.5 ms', lat && lat.p99AddedMs, (v) => v <= 0.5, 2, ' ms');
+  tlsTargets(report.tls, add);
   return out;
 }
 
@@ -1035,9 +1040,10 @@ function markdown(report) {
       L.push(`| ${r.system} | ${fmt(r.targetRate)} | ${fmt(r.reqPerSec)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.p99AddedMs == null ? '–' : (r.p99AddedMs >= 0 ? '+' : '') + r.p99AddedMs.toFixed(2)} | ${fmt(r.cpuUsPerReq, 1)} | ${statusStr(r.statuses)} | ${esc(notes)} |`);
     }
   }
+  if (report.tls) L.push(...tlsMarkdown(benchHelpers(), report.tls, c));
   if (report.targets && report.targets.length) {
     L.push('');
-    L.push(`Targets (issue 6), from this run${c.quick ? ' (--quick: too short to mean anything)' : ''}:`);
+    L.push(`Targets (issues 6 and 15), from this run${c.quick ? ' (--quick: too short to mean anything)' : ''}:`);
     L.push('');
     L.push('| target | this run | met |');
     L.push('| --- | ---: | :---: |');
@@ -1072,6 +1078,14 @@ function redisCmds(r) {
 
 function short(s) { s = String(s || ''); return s.length > 160 ? `${s.slice(0, 157)}…` : s; }
 function esc(s) { return String(s || '').replace(/\|/g, '\\|').replace(/\n/g, ' '); }
+
+/** What scripts/bench/tls-scenario.js uses of this harness. */
+function benchHelpers() {
+  return {
+    ROOT, BENCH_DIR, TOLLGATE_ENV_NAMES, freePorts, startChild, stopChild, waitHttp, sleep, tail, runProcess, wrkScript,
+    treeTicks, ticksDeltaUs, treeRssKb, round, median, fmt, esc, short, errStr, statusStr, sumCounts, sumErrors, log, which,
+  };
+}
 
 // ---------------------------------------------------------------- main
 
@@ -1120,7 +1134,7 @@ async function main() {
 
   const systems = {};
   for (const s of opts.systems) systems[s] = { status: 'ok' };
-  if (opts.systems.includes('tollgate')) {
+  if (opts.systems.includes('tollgate') || opts.scenarios.includes('tls')) {
     const b = await ensureTollgateBuilt(opts);
     if (!b.ok) {
       ctx.failed.tollgate = b.error;
@@ -1199,6 +1213,11 @@ async function main() {
     else if (errors.length) systems[s] = { status: 'partial', error: errors.join('; ') };
   }
 
+  let tls = null;
+  if (opts.scenarios.includes('tls')) {
+    tls = ctx.failed.tollgate ? { error: ctx.failed.tollgate } : await runTlsScenario(benchHelpers(), ctx);
+  }
+
   machine.loadAvgEnd = os.loadavg().map((x) => round(x, 2));
   const report = {
     machine,
@@ -1211,6 +1230,7 @@ async function main() {
     latencyRate: ctx.latencyRate || null,
     latencyRateSource,
     latency,
+    tls,
     totalSeconds: round((Date.now() - started) / 1000, 1),
   };
   report.targets = targets(report);

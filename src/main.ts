@@ -17,6 +17,7 @@ import { clusterMetricsSource, reportToPrimary } from './observability/metrics';
  */
 
 const RELOAD_TIERS = 'tollgate:reload-tiers';
+const RELOAD_ROUTES = 'tollgate:reload-routes';
 const RELOAD_TLS = 'tollgate:reload-tls';
 const SHUTDOWN = 'tollgate:shutdown';
 
@@ -38,9 +39,11 @@ function readConfig(): Config {
   }
 }
 
-async function startApp(config: Config, log: Logger, options: AppOptions): Promise<App> {
+/** `beforeStart`: after the settings were checked (createApp), before listening. */
+async function startApp(config: Config, log: Logger, options: AppOptions, beforeStart?: () => void): Promise<App> {
   try {
     const app = await createApp(config, log, options);
+    beforeStart?.();
     await app.start();
     return app;
   } catch (err) {
@@ -53,7 +56,7 @@ async function startApp(config: Config, log: Logger, options: AppOptions): Promi
 }
 
 /**
- * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers and the TLS pair.
+ * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers, routes and the TLS pair.
  * Returns the drain, for a worker to run when its primary asks (which is never "second").
  */
 function installSignals(log: Logger, stop: () => Promise<void>, reload: () => void): (reason: string) => void {
@@ -82,15 +85,21 @@ function installSignals(log: Logger, stop: () => Promise<void>, reload: () => vo
 
 async function runSingle(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'all' });
-  installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); void app.reloadTls('SIGHUP'); });
+  installSignals(log, () => app.stop(), () => { reloadAll(app); void app.reloadTls('SIGHUP'); });
+}
+
+function reloadAll(app: App): void {
+  void app.reloadTiers('SIGHUP');
+  void app.reloadRoutes('SIGHUP');
 }
 
 async function runWorker(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'proxy' });
   reportToPrimary(app.metrics);
-  const drain = installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); void app.reloadTls('SIGHUP'); });
+  const drain = installSignals(log, () => app.stop(), () => { reloadAll(app); void app.reloadTls('SIGHUP'); });
   process.on('message', (m: unknown) => {
     if (isMessage(m, RELOAD_TIERS)) void app.reloadTiers(String(m.actor ?? 'primary'));
+    if (isMessage(m, RELOAD_ROUTES)) void app.reloadRoutes(String(m.actor ?? 'primary'));
     if (isMessage(m, RELOAD_TLS)) void app.reloadTls(String(m.actor ?? 'primary'));
     if (isMessage(m, SHUTDOWN)) drain('primary');
   });
@@ -98,9 +107,9 @@ async function runWorker(config: Config, log: Logger): Promise<void> {
 
 async function runPrimary(config: Config, log: Logger): Promise<void> {
   let stopping = false;
-  const broadcast = (actor: string) => {
+  const broadcast = (type: string) => (actor: string) => {
     if (actor === FILE_WATCH) return; // every worker watches the file itself
-    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: RELOAD_TIERS, actor });
+    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type, actor });
   };
   const fork = () => cluster.fork();
   let restarts = 0;
@@ -114,13 +123,15 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
     // Back off when workers die in a loop (e.g. a port taken), without ever giving up.
     setTimeout(fork, Math.min(100 * restarts, 5000)).unref();
   });
-  for (let i = 0; i < config.workers; i++) fork();
+  // Workers are forked once createApp has checked the files (tiers, TLS pair): a bad one
+  // is then one line and exit 2, not workers dying mid-start around it.
   const app = await startApp(config, log, {
     role: 'admin',
     metricsOverride: clusterMetricsSource(),
-    onTiersReloaded: broadcast,
+    onTiersReloaded: broadcast(RELOAD_TIERS),
+    onRoutesReloaded: broadcast(RELOAD_ROUTES),
     readyCheck: () => listening.size >= config.workers,
-  });
+  }, () => { for (let i = 0; i < config.workers; i++) fork(); });
   log.info({ workers: config.workers }, 'primary started workers');
 
   const stopWorkers = async () => {
@@ -142,7 +153,7 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
       await adminStopped;
     },
     () => {
-      void app.reloadTiers('SIGHUP');
+      reloadAll(app);
       // The workers hold the proxy port's certificate (each also watches the files itself).
       for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: RELOAD_TLS, actor: 'SIGHUP' });
     },

@@ -1,9 +1,13 @@
 'use strict';
 // Reference, not a peer: forward-node-server.js with an undici Pool in place of node:http
 // and its Agent (same header work; undici's own handler callbacks, as tollgate uses).
-// Opt in: --systems forward-undici.
-// env: PORT, HOST (default 127.0.0.1), UPSTREAM_URL
+// Opt in: --systems forward-undici. With TLS_CERT_FILE and TLS_KEY_FILE it listens as
+// tollgate does with TLS (node:http2's secure server with allowHTTP1: h2 and HTTP/1.1 by
+// ALPN, h2 through the compatibility API): the TLS reference of the tls scenario.
+// env: PORT, HOST (default 127.0.0.1), UPSTREAM_URL, TLS_CERT_FILE, TLS_KEY_FILE
+const fs = require('fs');
 const http = require('http');
+const http2 = require('http2');
 const { Pool } = require('undici');
 const { env, onSignals } = require('./common');
 const { forwardedHead, backHead } = require('./forward-common');
@@ -16,7 +20,10 @@ class Forward {
   onConnect() {}
   onHeaders(status, raw, resume, statusText) {
     if (status < 200) return true;
-    this.res.writeHead(status, statusText, backHead(raw.map((b) => b.toString('latin1'))));
+    const h2 = this.res.stream !== undefined;
+    const head = backHead(raw.map((b) => b.toString('latin1')), h2);
+    if (h2) this.res.writeHead(status, head);
+    else this.res.writeHead(status, statusText, head);
     return true;
   }
   onData(chunk) { return this.res.write(chunk); }
@@ -28,10 +35,16 @@ class Forward {
   }
 }
 
-const server = http.createServer((req, res) => {
-  const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-  pool.dispatch({ method: req.method, path: req.url, headers: forwardedHead(req, target.host), body: hasBody ? req : null }, new Forward(res));
-});
+const tls = process.env.TLS_CERT_FILE !== undefined && process.env.TLS_CERT_FILE !== '';
+const proto = tls ? 'https' : 'http';
+const handle = (req, res) => {
+  const hasBody = req.stream !== undefined ? !req.stream.endAfterHeaders
+    : req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  pool.dispatch({ method: req.method, path: req.url, headers: forwardedHead(req, target.host, proto), body: hasBody ? req : null }, new Forward(res));
+};
+const server = tls
+  ? http2.createSecureServer({ allowHTTP1: true, cert: fs.readFileSync(env('TLS_CERT_FILE')), key: fs.readFileSync(env('TLS_KEY_FILE')), settings: { maxConcurrentStreams: 128 } }, handle)
+  : http.createServer(handle);
 server.keepAliveTimeout = 75000;
 server.headersTimeout = 76000;
 server.listen(Number(env('PORT')), env('HOST', '127.0.0.1'), () => console.log('ready'));

@@ -1,4 +1,4 @@
-import type { KeyLimits } from '../limit/planLimits';
+import { keyLimitsJson, type KeyLimits } from '../limit/planLimits';
 
 /** What an operator sees of a key: never the key, never its hash. */
 export interface KeyRecord {
@@ -55,7 +55,7 @@ export function publicRecord(k: StoredKey): KeyRecord {
     id: k.id, tier: k.tier, name: k.name, disabled: k.disabled, createdAt: k.createdAt,
     ...(k.identity !== undefined ? { identity: k.identity } : {}),
     ...(k.expiresAt !== undefined ? { expiresAt: k.expiresAt } : {}),
-    ...(k.limits !== undefined ? { limits: k.limits } : {}),
+    ...(k.limits !== undefined ? { limits: keyLimitsJson(k.limits) as KeyLimits } : {}),
     ...(k.previousKeyUntil !== undefined ? { previousKeyUntil: k.previousKeyUntil } : {}),
   };
 }

@@ -1,6 +1,6 @@
 /**
  * CONCURRENCY_LIMIT=auto: the in-flight limit learned from the upstream's latency, updated
- * once a second. Taken from Netflix's concurrency-limits (`Gradient2Limit`) and Envoy's
+ * every 250 ms (a slowed upstream's queue must be bounded within the first second). Taken from Netflix's concurrency-limits (`Gradient2Limit`) and Envoy's
  * adaptive concurrency filter, both of which compute
  *     newLimit = limit × gradient + headroom,   gradient = baseline ÷ measured latency
  * with the headroom √limit so the limit keeps probing upward:

@@ -24,6 +24,8 @@ export interface HealthControllerDeps {
 }
 
 const TICK_MS = 1000;
+/** The adaptive limit's period: fast enough to bound the upstream's queue within the first second of a fault. */
+const LIMIT_TICK_MS = 250;
 /** The event-loop monitor's sampling interval; its histogram records whole intervals, so this is taken off. */
 const LOOP_RESOLUTION_MS = 20;
 
@@ -60,6 +62,7 @@ export class HealthController {
   private epoch: number | null = null;
   private lastSignals: FleetSignals = combine([]);
   private timer: NodeJS.Timeout | null = null;
+  private limitTimer: NodeJS.Timeout | null = null;
   private running = false;
 
   constructor(private readonly deps: HealthControllerDeps) {
@@ -94,10 +97,25 @@ export class HealthController {
       this.tick().catch((err: Error) => this.deps.onWarn('health tick failed', err)).finally(() => { this.running = false; });
     }, TICK_MS);
     this.timer.unref();
+    if (this.deps.concurrency === 'auto') {
+      this.limitTimer = setInterval(() => this.adaptLimit(), LIMIT_TICK_MS);
+      this.limitTimer.unref();
+    }
+  }
+
+  /** Every 250 ms: the in-flight limit from the last quarter second's latency and peak concurrency. */
+  adaptLimit(): void {
+    if (this.guard === null) return;
+    const q = this.recorder.takeQuarter();
+    const t = this.deps.tunables;
+    this.limit = nextLimit(this.limit, {
+      latencyMs: q.latencyMs, baselineMs: this.baseline.ms, peakInflight: this.guard.takePeak(), samples: q.responses,
+    }, { initial: t.concurrencyInitial, min: t.concurrencyMin, max: t.concurrencyMax, tolerance: t.concurrencyTolerance }, Math.max(3, Math.ceil(t.minSamples / 4)));
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    if (this.limitTimer) clearInterval(this.limitTimer);
     this.loop.disable();
     if (this.epoch !== null && this.deps.storeUsable()) await this.deps.fleet.resign().catch(() => undefined);
   }
@@ -135,19 +153,13 @@ export class HealthController {
     await this.publish(now);
   }
 
-  /** This instance's last second, with the adaptive limit moved on. */
+  /** This instance's last second. */
   private sample(): SignalSample {
     const taken = this.recorder.take();
-    const guard = this.guard?.take() ?? { rejections: 0, admitted: 0, peakInflight: 0 };
+    const guard = this.guard?.take() ?? { rejections: 0, admitted: 0 };
     this.baseline.observe(taken.latencyMs, taken.requests);
     const loopLagMs = this.loop.count > 0 ? Math.max(0, this.loop.percentile(99) / 1e6 - LOOP_RESOLUTION_MS) : 0;
     this.loop.reset();
-    if (this.deps.concurrency === 'auto') {
-      const t = this.deps.tunables;
-      this.limit = nextLimit(this.limit, {
-        latencyMs: taken.latencyMs, baselineMs: this.baseline.ms, peakInflight: guard.peakInflight, samples: taken.requests,
-      }, { initial: t.concurrencyInitial, min: t.concurrencyMin, max: t.concurrencyMax, tolerance: t.concurrencyTolerance }, t.minSamples);
-    }
     return {
       requests: taken.requests, latencyMs: Math.round(taken.latencyMs * 100) / 100, baselineMs: Math.round(this.baseline.ms * 100) / 100,
       failures: taken.failures, rejections: guard.rejections, admitted: guard.admitted, loopLagMs: Math.round(loopLagMs),

@@ -15,12 +15,10 @@ export function admits(limit: number, inflight: number, lowestInflight: number, 
   return lowestInflight < Math.max(1, Math.floor(limit / 2));
 }
 
-/** One window of the guard, read once a second by the health signals. */
+/** One second of the guard, read by the health signals. */
 export interface GuardWindow {
   readonly rejections: number;
   readonly admitted: number;
-  /** The most requests in flight at once. */
-  readonly peakInflight: number;
 }
 
 export class InflightGuard {
@@ -55,12 +53,18 @@ export class InflightGuard {
     return this.inflight;
   }
 
-  /** The window since the last call, then a new one. */
+  /** Refusals and admissions since the last call. */
   take(): GuardWindow {
-    const w = { rejections: this.rejected, admitted: this.admitted, peakInflight: this.peak };
+    const w = { rejections: this.rejected, admitted: this.admitted };
     this.rejected = 0;
     this.admitted = 0;
-    this.peak = this.inflight;
     return w;
+  }
+
+  /** The most requests in flight at once since the last call (the adaptive limit reads it). */
+  takePeak(): number {
+    const peak = this.peak;
+    this.peak = this.inflight;
+    return peak;
   }
 }

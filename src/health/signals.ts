@@ -39,15 +39,38 @@ function upperMs(i: number): number {
   return MIN_MS * GROWTH ** i;
 }
 
-/** The recorder the request path writes into; `take` empties it once a second. */
+/** The median of a latency histogram (a bucket's upper bound, within 15 %); 0 when empty. */
+function medianMs(h: Uint32Array, count: number): number {
+  if (count === 0) return 0;
+  const half = Math.ceil(count / 2);
+  let seen = 0;
+  for (let i = 0; i < BUCKETS; i++) {
+    seen += h[i];
+    if (seen >= half) return upperMs(i);
+  }
+  return upperMs(BUCKETS - 1);
+}
+
+/**
+ * The recorder the request path writes into. Read twice over: every 250 ms by the adaptive
+ * concurrency limit (`takeQuarter`), which must react within the first second of a fault, and
+ * every second by the health signals (`take`), which see the whole second.
+ */
 export class SignalRecorder {
-  private readonly latency = new Uint32Array(BUCKETS);
+  private readonly quarter = new Uint32Array(BUCKETS);
+  private quarterCount = 0;
+  private readonly second = new Uint32Array(BUCKETS);
+  private secondCount = 0;
   private requests = 0;
   private failures = 0;
 
   /** An upstream response head arrived after `seconds`; `status` its status code. */
   response(seconds: number, status: number): void {
-    this.latency[bucketOf(seconds * 1000)] += 1;
+    const b = bucketOf(seconds * 1000);
+    this.quarter[b] += 1;
+    this.quarterCount += 1;
+    this.second[b] += 1;
+    this.secondCount += 1;
     this.requests += 1;
     if (status === 502 || status === 503 || status === 504) this.failures += 1;
   }
@@ -58,24 +81,21 @@ export class SignalRecorder {
     if (overload) this.failures += 1;
   }
 
-  /** The second's counts, then zeroed. */
+  /** The responses since the last call: their median latency and count. */
+  takeQuarter(): { latencyMs: number; responses: number } {
+    const responses = this.quarterCount;
+    const latencyMs = medianMs(this.quarter, responses);
+    this.quarter.fill(0);
+    this.quarterCount = 0;
+    return { latencyMs, responses };
+  }
+
+  /** The second's counts and median latency, then zeroed. */
   take(): { requests: number; failures: number; latencyMs: number } {
     const { requests, failures } = this;
-    let latencyMs = 0;
-    let responses = 0;
-    for (let i = 0; i < BUCKETS; i++) responses += this.latency[i];
-    if (responses > 0) {
-      const half = Math.ceil(responses / 2);
-      let seen = 0;
-      for (let i = 0; i < BUCKETS; i++) {
-        seen += this.latency[i];
-        if (seen >= half) {
-          latencyMs = upperMs(i);
-          break;
-        }
-      }
-    }
-    this.latency.fill(0);
+    const latencyMs = medianMs(this.second, this.secondCount);
+    this.second.fill(0);
+    this.secondCount = 0;
     this.requests = 0;
     this.failures = 0;
     return { requests, failures, latencyMs };

@@ -101,3 +101,9 @@ export function parseKeyLimits(v: unknown): { ok: true; limits: KeyLimits } | { 
   }
   return reasons.length > 0 ? { ok: false, reasons } : { ok: true, limits: out };
 }
+
+/** A key's `limits` as the admin API shows them (a calendar quota has no `anchor`). */
+export function keyLimitsJson(l: KeyLimits): Record<string, unknown> {
+  if (l.quota === undefined || l.quota === null || l.quota.anchor === 'key') return { ...l };
+  return { ...l, quota: { limit: l.quota.limit, period: l.quota.period } };
+}

@@ -161,3 +161,41 @@ describe('scripts/bench.js --quick with the opt-in reference forwarders', () => 
     expect(Object.keys(row.statuses ?? {})).toEqual(['200']);
   });
 });
+
+describe('scripts/bench.js --quick --scenarios tls', () => {
+  interface TlsRow { system: string; mode: string; ok: boolean; error?: string; reqPerSec?: number; statuses?: Record<string, number> }
+  interface TlsReport { tls: { error?: string; rows: TlsRow[]; swap: { ok: boolean; error?: string; swaps: number; reloadsOk: number; requests: number; failed: number; socketErrors: number } } }
+  let outDir: string;
+  let run: { code: number | null; signal: NodeJS.Signals | null; output: string };
+  let report: TlsReport | undefined;
+
+  beforeAll(async () => {
+    outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-test-'));
+    run = await runBench(outDir, ['--scenarios', 'tls']);
+    const file = path.join(outDir, 'latest.json');
+    if (fs.existsSync(file)) report = JSON.parse(fs.readFileSync(file, 'utf8')) as TlsReport;
+  }, RUN_TIMEOUT_MS + 15_000);
+
+  afterAll(() => {
+    if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
+  });
+
+  it('tollgate and forward-undici answer 2xx over plain HTTP, HTTPS/1.1, h2 and a new TLS connection per request', () => {
+    if (run.code !== 0) throw new Error(`bench exited ${run.code ?? run.signal}:\n${run.output.slice(-4000)}`);
+    expect(report?.tls.error).toBeUndefined();
+    const rows = report!.tls.rows.map((r) => ({ system: r.system, mode: r.mode, ok: r.ok, error: r.error, codes: Object.keys(r.statuses ?? {}) }));
+    const expected = ['forward-undici', 'tollgate'].flatMap((system) => ['http', 'https', 'h2', 'handshake'].map((mode) => ({
+      system, mode, ok: true, error: undefined, codes: [mode === 'h2' ? '2xx' : '200'],
+    })));
+    expect(rows).toEqual(expected);
+  });
+
+  it('a certificate swapped every 250 ms under load: reloads applied, no failed request, no dropped connection', () => {
+    const swap = report!.tls.swap;
+    expect({ ok: swap.ok, error: swap.error }).toEqual({ ok: true, error: undefined });
+    expect(swap.swaps).toBeGreaterThanOrEqual(4);
+    expect(swap.reloadsOk).toBeGreaterThanOrEqual(1);
+    expect(swap.requests).toBeGreaterThan(0);
+    expect({ failed: swap.failed, socketErrors: swap.socketErrors }).toEqual({ failed: 0, socketErrors: 0 });
+  });
+});

@@ -49,6 +49,14 @@ beforeAll(async () => {
   statuses.push((await httpRequest(`${gw().url}/reset`, { headers: { 'x-api-key': PRO } })).status);
   expect(statuses).toEqual([200, 401, 401, 401, 403, 502]);
   expect(free).toEqual([...Array<number>(20).fill(200), 429]);
+  // CRITICAL pinned: free's limit is 0, so it is shed (outcome overloaded); the pin and its
+  // removal are transitions (the health panels read both).
+  const json = { 'content-type': 'application/json' };
+  const admin = `${gw().adminUrl}/admin/health`;
+  expect((await httpRequest(admin, { method: 'PUT', headers: json, body: JSON.stringify({ status: 'CRITICAL' }) })).status).toBe(200);
+  const shed = (await send(FREE)).status;
+  expect((await httpRequest(`${admin}/override`, { method: 'DELETE' })).status).toBe(200);
+  expect(shed).toBe(503);
 
   const metrics = await httpRequest(`${gw().adminUrl}/metrics`);
   expect(metrics.status).toBe(200);
@@ -171,7 +179,8 @@ describe('the Grafana dashboard against a live /metrics', () => {
       unauthorized: count('none', 'unauthorized'),
       blocked: count('none', 'blocked'),
       proUpstreamError: count('pro', 'upstream_error'),
-    }).toEqual({ proAllowed: 1, freeAllowed: 20, freeLimited: 1, unauthorized: 3, blocked: 1, proUpstreamError: 1 });
+      freeOverloaded: count('free', 'overloaded'),
+    }).toEqual({ proAllowed: 1, freeAllowed: 20, freeLimited: 1, unauthorized: 3, blocked: 1, proUpstreamError: 1, freeOverloaded: 1 });
     const gauge = (name: string, labels: Record<string, string> = {}): number | undefined =>
       live.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
     expect(gauge('tollgate_blocked_ips')).toBe(1);
@@ -179,9 +188,10 @@ describe('the Grafana dashboard against a live /metrics', () => {
     expect(gauge('tollgate_health_state', { state: 'DEGRADED' })).toBe(0);
     expect(gauge('tollgate_store_breaker_state', { state: 'closed' })).toBe(1);
     // 21 allowed requests got a response head from the upstream (the reset one did not);
-    // every one of the 27 was timed; 23 reached the limiter (not the 401s and the 403).
+    // every one of the 28 was timed; 23 reached the limiter (not the 401s, the 403, nor the
+    // request shed in CRITICAL, which is refused before the store is asked).
     expect(gauge('tollgate_upstream_duration_seconds_count')).toBe(21);
-    expect(gauge('tollgate_request_duration_seconds_count')).toBe(27);
+    expect(gauge('tollgate_request_duration_seconds_count')).toBe(28);
     expect(gauge('tollgate_limiter_duration_seconds_count')).toBe(23);
   });
 });
@@ -207,6 +217,9 @@ describe('the live /metrics output (SPEC §5)', () => {
       outcome: /^(allowed|limited|unauthorized|blocked|upstream_error|unavailable|overloaded)$/,
       state: /^(NORMAL|DEGRADED|CRITICAL|closed|open|half_open)$/,
       file: /^(tiers|routes|tls)$/,
+      from: /^(NORMAL|DEGRADED|CRITICAL)$/,
+      to: /^(NORMAL|DEGRADED|CRITICAL)$/,
+      cause: /^(auto|override|expiry)$/,
       result: /^(ok|rejected)$/,
       counter: /^(rate|window|quota|route)$/,
       le: /^(\+Inf|\d+(\.\d+)?(e[-+]?\d+)?)$/,

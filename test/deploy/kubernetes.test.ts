@@ -5,8 +5,10 @@
 // references to Secrets and ConfigMaps that exist with the keys used, settings that are
 // real tollgate settings, the image that docker-compose.yml builds, selectors that select.
 // test/e2e/kubernetes-pod.e2e.test.ts runs the gateway container as the kubelet would.
+import { spawnSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
@@ -20,6 +22,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBu
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import { schema } from '../../src/config/schema';
 import { parseTiers } from '../../src/limit/tiers';
+import { requireBinary } from '../support/binaries';
 import {
   ROOT, allContainers, configMaps, containerPort, deployments, docs, envValue, fileSource, gatewayContainer,
   gatewayDeployment, gatewayDeployments, hpas, isDict, keysOf, kustomization, manifestFiles, manifests, pdbs,
@@ -378,5 +381,80 @@ describe('the ConfigMap and Secrets', () => {
     const host = `${publicService?.metadata?.name}.${String(kustomization.namespace)}.svc`;
     expect(x509.checkHost(host)).toBe(host);
     expect(x509.checkHost('localhost')).toBe('localhost');
+  });
+});
+
+interface RelabelRule {
+  source_labels?: string[];
+  separator?: string;
+  regex?: string;
+  action?: string;
+  replacement?: string;
+  target_label?: string;
+}
+
+/** Prometheus's `keep` and `replace` relabelling (the only actions the job uses); null when dropped. */
+function relabel(labels: Record<string, string>, rules: RelabelRule[]): Record<string, string> | null {
+  const out = { ...labels };
+  for (const rule of rules) {
+    const value = (rule.source_labels ?? []).map((l) => out[l] ?? '').join(rule.separator ?? ';');
+    const match = new RegExp(`^(?:${rule.regex ?? '(.*)'})$`).exec(value);
+    const action = rule.action ?? 'replace';
+    if (action === 'keep') {
+      if (!match) return null;
+    } else if (action === 'replace') {
+      if (match && rule.target_label) out[rule.target_label] = (rule.replacement ?? '$1').replace(/\$\{?(\d+)\}?/g, (_, n: string) => match[Number(n)] ?? '');
+    } else {
+      throw new Error(`relabel action ${action} is not modelled here`);
+    }
+  }
+  return out;
+}
+
+describe('the Prometheus scrape job in docs/kubernetes.md', () => {
+  const doc = readFileSync(join(ROOT, 'docs', 'kubernetes.md'), 'utf8');
+  const block = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]).find((y) => y.includes('scrape_configs:'));
+  type Job = { job_name: string; kubernetes_sd_configs?: unknown; static_configs?: unknown; relabel_configs: RelabelRule[] };
+  const config = (): { scrape_configs: Job[] } => {
+    if (!block) throw new Error('no scrape_configs block in docs/kubernetes.md');
+    return parse(block) as { scrape_configs: Job[] };
+  };
+
+  it('is a valid Prometheus configuration (promtool check config)', () => {
+    // Debian's Prometheus is built without Kubernetes discovery, so promtool checks the job
+    // with its pod discovery replaced by a static target: everything else as written.
+    const job = config().scrape_configs[0];
+    expect(job.kubernetes_sd_configs).toEqual([{ role: 'pod', namespaces: { names: [kustomization.namespace] } }]);
+    const checkable = { scrape_configs: [{ ...job, kubernetes_sd_configs: undefined, static_configs: [{ targets: ['10.0.0.5:8080'] }] }] };
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-k8s-prom-'));
+    try {
+      writeFileSync(join(dir, 'prometheus.yml'), JSON.stringify(checkable));
+      const result = spawnSync(requireBinary('promtool', 'prometheus'), ['check', 'config', join(dir, 'prometheus.yml')], { encoding: 'utf8', timeout: 20_000 });
+      expect({ status: result.status, output: `${result.stdout}${result.stderr}` }).toEqual({ status: 0, output: expect.stringContaining('SUCCESS') });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('turns a gateway pod into a scrape of its admin port\'s /metrics, as the job TollgateDown watches', () => {
+    const job = config().scrape_configs[0];
+    expect(job.job_name).toBe('tollgate');
+    expect(readFileSync(join(ROOT, 'observability', 'alerts.yml'), 'utf8')).toContain(`up{job="${job.job_name}"}`);
+    // The labels Kubernetes discovery gives a pod: each annotation, its name made a label name.
+    const pod = (annotations: Record<string, string>): Record<string, string> => ({
+      __address__: `10.0.0.5:${setting(gatewayContainer(), 'PORT')}`,
+      __metrics_path__: '/metrics',
+      __meta_kubernetes_pod_name: 'tollgate-7d9f-abcde',
+      ...Object.fromEntries(Object.entries(annotations).map(([k, v]) => [`__meta_kubernetes_pod_annotation_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, v])),
+    });
+    const annotations = gatewayDeployment().spec?.template.metadata?.annotations ?? {};
+    const target = relabel(pod(annotations), job.relabel_configs);
+    expect(target).toMatchObject({
+      __address__: `10.0.0.5:${setting(gatewayContainer(), 'ADMIN_PORT')}`,
+      __metrics_path__: '/metrics',
+      instance: 'tollgate-7d9f-abcde',
+    });
+    // A pod without the annotation (Redis, the demo upstream) is not scraped.
+    expect(relabel(pod({}), job.relabel_configs)).toBeNull();
   });
 });

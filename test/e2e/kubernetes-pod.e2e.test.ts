@@ -85,11 +85,15 @@ async function createKey(tier: string): Promise<string> {
   return r.json<{ key: string }>().key;
 }
 
-test('the kubelet\'s probes answer on the admin port: liveness, readiness and startup', async () => {
+test('the kubelet\'s probes answer on the admin port: liveness, readiness and startup; Prometheus finds /metrics where the pod\'s annotations say', async () => {
   for (const probe of [container.livenessProbe, container.readinessProbe, container.startupProbe]) {
     const r = await httpRequest(`${gw.adminUrl}${probe?.httpGet?.path ?? '/missing'}`);
     expect(r.status).toBe(200);
   }
+  const annotations = gatewayDeployment().spec?.template.metadata?.annotations ?? {};
+  const metrics = await httpRequest(`${gw.adminUrl}${annotations['prometheus.io/path']}`);
+  expect(metrics.status).toBe(200);
+  expect(metrics.body).toContain('tollgate_requests_total');
 });
 
 test('/admin/* takes the token from the Secret, and only that', async () => {

@@ -8,6 +8,7 @@ import { makeCerts, type Certs } from '../support/certs';
 import { runGatewayToExit, startGateway, type GatewayProcess } from '../support/gateway';
 import { httpRequest } from '../support/http';
 import { sleep, waitFor } from '../support/processes';
+import { startRedis } from '../support/redis';
 import { secretDir } from '../support/secretDir';
 import { fileFingerprint, h2Connect, peerCertificate, tlsAgent } from '../support/tlsClient';
 import { startUpstream, type Upstream } from '../support/upstream';
@@ -140,6 +141,35 @@ test('SIGHUP re-reads the pair, also a change the directory watch cannot see (fi
     expect((await peerCertificate(gw.port, BOTH_CAS())).fingerprint).toBe(fileFingerprint(second.cert));
   } finally {
     expect(await gw.stop()).toBe(0);
+  }
+});
+
+test('WORKERS=2: SIGHUP to the primary reaches every worker; a bad pair stops the primary at startup (exit 2)', async () => {
+  const redis = await startRedis();
+  const watched = mkdtempSync(path.join(root, 'w2-watched-'));
+  const elsewhere = mkdtempSync(path.join(root, 'w2-elsewhere-'));
+  copyFileSync(first.cert, path.join(elsewhere, 'cert.pem'));
+  copyFileSync(first.key, path.join(elsewhere, 'key.pem'));
+  symlinkSync(path.join(elsewhere, 'cert.pem'), path.join(watched, 'cert.pem'));
+  symlinkSync(path.join(elsewhere, 'key.pem'), path.join(watched, 'key.pem'));
+  const env = { REDIS_URL: redis.url, WORKERS: '2', REDIS_KEY_PREFIX: 'tlsw2:' };
+  const gw = await startTls(path.join(watched, 'cert.pem'), path.join(watched, 'key.pem'), env);
+  try {
+    copyFileSync(second.cert, path.join(elsewhere, 'cert.pem'));
+    copyFileSync(second.key, path.join(elsewhere, 'key.pem'));
+    process.kill(gw.pid, 'SIGHUP');
+    await waitFor('two workers reloaded', async () => (gw.output().match(/"event":"tls.reloaded"/g) ?? []).length >= 2, 5000);
+    // New connections are spread over the workers: every one sees the new certificate.
+    for (let i = 0; i < 10; i++) expect((await peerCertificate(gw.port, BOTH_CAS())).fingerprint).toBe(fileFingerprint(second.cert));
+  } finally {
+    expect(await gw.stop()).toBe(0);
+  }
+  try {
+    const bad = await runGatewayToExit({ env: { UPSTREAM_URL: upstream.url, TLS_CERT_FILE: first.cert, TLS_KEY_FILE: second.key, ...env } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split('\n').filter((l) => l !== '')).toEqual([expect.stringContaining('TLS_KEY_FILE')]);
+  } finally {
+    await redis.stop();
   }
 });
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { closeAtFileEnd } from './leftovers';
 
 export interface ReceivedRequest {
   method: string;
@@ -188,12 +189,13 @@ export async function startUpstream(): Promise<Upstream> {
   });
   const { port } = server.address() as AddressInfo;
 
-  return {
+  const upstream: Upstream = {
     url: `http://127.0.0.1:${port}`,
     port,
     received,
     connections: () => accepted,
     async close() {
+      forget();
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
       // Upgraded sockets are no longer the HTTP server's, so closeAllConnections misses them.
@@ -215,4 +217,7 @@ export async function startUpstream(): Promise<Upstream> {
       }
     },
   };
+  // A test file that lost the handle (its set-up failed half-way) must not keep Jest alive.
+  const forget = closeAtFileEnd(() => upstream.close());
+  return upstream;
 }

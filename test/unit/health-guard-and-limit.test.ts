@@ -23,8 +23,13 @@ describe('the in-flight guard’s admission rule per priority', () => {
     guard.release(true);
     expect(guard.tryAcquire(false)).toBe(true);
     expect(guard.inFlight).toBe(4);
-    expect(guard.take()).toEqual({ rejections: 2, admitted: 5, peakInflight: 4 });
-    expect(guard.take()).toEqual({ rejections: 0, admitted: 0, peakInflight: 4 });
+    expect(guard.take()).toEqual({ rejections: 2, admitted: 5 });
+    expect(guard.take()).toEqual({ rejections: 0, admitted: 0 });
+    expect(guard.takePeak()).toBe(4);
+    guard.release(false);
+    guard.release(false);
+    expect(guard.takePeak()).toBe(4); // the peak of the window, then the window starts at what is in flight now
+    expect(guard.takePeak()).toBe(2);
   });
 });
 
@@ -91,6 +96,19 @@ describe('the latency baseline', () => {
     expect(t.latencyMs).toBeGreaterThanOrEqual(50);
     expect(t.latencyMs).toBeLessThan(58); // the bucket's upper bound, within 15 %
     expect(r.take()).toEqual({ requests: 0, failures: 0, latencyMs: 0 });
+  });
+
+  test('the adaptive limit reads quarter seconds, the signals whole seconds, from the same responses', () => {
+    const r = new SignalRecorder();
+    for (let i = 0; i < 10; i++) r.response(0.05, 200);
+    expect(r.takeQuarter()).toEqual({ latencyMs: expect.any(Number), responses: 10 });
+    for (let i = 0; i < 30; i++) r.response(0.2, 200);
+    const q = r.takeQuarter();
+    expect(q.responses).toBe(30);
+    expect(q.latencyMs).toBeGreaterThanOrEqual(200);
+    const second = r.take();
+    expect(second.requests).toBe(40);
+    expect(second.latencyMs).toBeGreaterThanOrEqual(200); // 30 of 40 at 200 ms
   });
 });
 
