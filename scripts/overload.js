@@ -253,7 +253,7 @@ async function runMode(ctx, scenario, modeName) {
     const metrics = await P.httpJson(admin, 'GET', '/metrics', undefined, 5000);
     const result = analyzeRun({
       groups: plan.GROUPS, buckets: load.buckets, latencies: load.latencies, polls, faults: tl.faults, phases: tl.phases,
-      dwell: o.p.dwell, seconds, upstream: upstream.samples,
+      dwell: o.p.dwell, seconds, upstream: upstream.samples, operator,
     });
     return {
       mode: modeName, what: mode.what, gatewayEnv: mode.env, gatewayMode, seconds, operator, result, targets: targetsOf(scenario, result),
