@@ -10,8 +10,10 @@
 //   node scripts/seed-keys.js --admin http://127.0.0.1:9090 --token "$ADMIN_TOKEN" \
 //       --csv customers.csv > keys.csv
 //
-// Input CSV: columns tier,name[,key], an optional header row. Rows with a key import that
-// key (migrating from another gateway); rows without one get a generated key.
+// Input CSV: columns tier,name[,key[,identity[,expiresAt[,limits]]]], or any of them in the
+// order an optional header row names. Rows with a key import that key (migrating from
+// another gateway); rows without one get a generated key. identity, expiresAt and limits
+// (JSON) are SPEC §9's key fields.
 // Output CSV: id,key,tier,name. Exit 0 when every key was created, 1 otherwise (keys
 // created before the failure are still printed), 2 for bad arguments.
 
@@ -25,7 +27,8 @@ const USAGE = `Usage:
   --admin URL     the gateway's admin listener (default $TOLLGATE_ADMIN_URL or http://127.0.0.1:9090)
   --token T       admin bearer token (default $ADMIN_TOKEN)
   --count N       create N keys of --tier, named PREFIX-1 … PREFIX-N (default prefix: seed)
-  --csv FILE      create one key per row: tier,name[,key] (a header row is skipped)
+  --csv FILE      create one key per row: tier,name[,key[,identity[,expiresAt[,limits]]]]
+                  (or the columns a header row names; limits is JSON)
 Prints id,key,tier,name as CSV on stdout.`;
 
 const TIER_NAME = /^[a-z0-9_-]{1,32}$/;
@@ -77,25 +80,69 @@ function csvField(value) {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-/** Rows of tier,name[,key] → key requests, validated before anything is created. */
+const COLUMNS = ['tier', 'name', 'key', 'identity', 'expiresAt', 'limits'];
+const IDENTITY = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** The column names of a header row (any order, any case), or null when the row is data. */
+function headerColumns(row) {
+  const names = row.map((cell) => cell.trim());
+  const canonical = names.map((n) => COLUMNS.find((c) => c.toLowerCase() === n.toLowerCase()));
+  if (canonical[0] === undefined || !canonical.includes('tier') || !canonical.includes('name')) return null;
+  const unknown = names.filter((_, i) => canonical[i] === undefined);
+  if (unknown.length > 0) throw new UsageError(`CSV header: unknown column(s) ${unknown.join(', ')} (allowed: ${COLUMNS.join(', ')})`);
+  return canonical;
+}
+
+/**
+ * Rows of tier,name[,key[,identity[,expiresAt[,limits]]]] (or the columns a header row names)
+ * → key requests, validated before anything is created. `limits` is JSON (SPEC §9), e.g.
+ * "{""quota"":{""limit"":1000,""period"":""month""}}"; the gateway validates it again.
+ */
 function requestsFromCsv(text, file) {
   const rows = parseCsv(text);
-  if (rows.length > 0 && rows[0][0].trim().toLowerCase() === 'tier' && (rows[0][1] || '').trim().toLowerCase() === 'name') {
+  let columns = COLUMNS;
+  const header = rows.length > 0 ? headerColumns(rows[0]) : null;
+  if (header !== null) {
+    columns = header;
     rows.shift();
   }
-  if (rows.length === 0) throw new UsageError(`${file}: no rows (expected columns tier,name[,key])`);
+  if (rows.length === 0) throw new UsageError(`${file}: no rows (expected columns ${COLUMNS.join(',')}; tier and name required)`);
   return rows.map((cells, index) => {
     const line = `${file} row ${index + 1}`;
-    if (cells.length < 2 || cells.length > 3) {
-      throw new UsageError(`${line}: expected 2 or 3 columns (tier,name[,key]), got ${cells.length}`);
+    if (cells.length < 2 || cells.length > columns.length) {
+      throw new UsageError(`${line}: expected 2 to ${columns.length} columns (${columns.join(',')}), got ${cells.length}`);
     }
-    const [tier, name, key] = cells.map((cell) => cell.trim());
-    if (!TIER_NAME.test(tier)) throw new UsageError(`${line}: tier ${JSON.stringify(tier)} is not 1-32 of [a-z0-9_-]`);
-    if (name === '') throw new UsageError(`${line}: name is empty`);
-    if (key !== undefined && key !== '' && !API_KEY.test(key)) {
-      throw new UsageError(`${line}: key is not 8-128 of [A-Za-z0-9_-]`);
+    const v = {};
+    cells.forEach((cell, i) => {
+      v[columns[i]] = cell.trim();
+    });
+    const { tier, name, key, identity, expiresAt, limits } = v;
+    if (!TIER_NAME.test(tier || '')) throw new UsageError(`${line}: tier ${JSON.stringify(tier)} is not 1-32 of [a-z0-9_-]`);
+    if (!name) throw new UsageError(`${line}: name is empty`);
+    const request = { tier, name };
+    if (key) {
+      if (!API_KEY.test(key)) throw new UsageError(`${line}: key is not 8-128 of [A-Za-z0-9_-]`);
+      request.key = key;
     }
-    return key ? { tier, name, key } : { tier, name };
+    if (identity) {
+      if (!IDENTITY.test(identity)) throw new UsageError(`${line}: identity ${JSON.stringify(identity)} is not 1-64 of [A-Za-z0-9._:-]`);
+      request.identity = identity;
+    }
+    if (expiresAt) {
+      if (!Number.isFinite(Date.parse(expiresAt)) || !/T/.test(expiresAt)) throw new UsageError(`${line}: expiresAt ${JSON.stringify(expiresAt)} is not an ISO-8601 date and time`);
+      request.expiresAt = expiresAt;
+    }
+    if (limits) {
+      let parsed;
+      try {
+        parsed = JSON.parse(limits);
+      } catch {
+        throw new UsageError(`${line}: limits is not JSON`);
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`${line}: limits must be a JSON object`);
+      request.limits = parsed;
+    }
+    return request;
   });
 }
 

@@ -32,10 +32,13 @@ import type { LimitStore } from './limit/store';
 import { StoreBreaker } from './limit/storeBreaker';
 import { readTiersFile, watchTiersFile } from './limit/tiersFile';
 import { tiersToJson, type TierParseResult, type TierSet } from './limit/tiers';
-import { audit, type Logger } from './observability/logger';
+import { accessLogWriter, audit, flushLogs, type Logger } from './observability/logger';
+import { AccessLog } from './gateway/accessLog';
 import { Metrics } from './observability/metrics';
 import { createUpstreamProxy } from './proxy/upstreamProxy';
 import { createRedisClient } from './redisClient';
+import { RouteTable } from './routes/routeTable';
+import type { RoutesParseResult } from './routes/routes';
 import { MemoryControl, type Control, type ControlEvent } from './sync/control';
 import { RedisControl } from './sync/redisControl';
 import { LocalHealthFleet } from './sync/healthFleet';
@@ -51,6 +54,8 @@ export interface AppOptions {
   readonly readyCheck?: () => boolean;
   /** A reload succeeded here (the primary tells its workers to reload too). */
   readonly onTiersReloaded?: (actor: string) => void;
+  /** A routes reload succeeded here (the primary tells its workers to reload too). */
+  readonly onRoutesReloaded?: (actor: string) => void;
 }
 
 export interface App {
@@ -61,6 +66,7 @@ export interface App {
    */
   stop(opts?: { beforeClose?: () => Promise<void> }): Promise<void>;
   reloadTiers(actor: string): Promise<TierParseResult>;
+  reloadRoutes(actor: string): Promise<RoutesParseResult>;
   /** Re-reads the TLS pair (proxy port only); a bad pair is logged and the old one stays. */
   reloadTls(actor: string): Promise<void>;
   readonly metrics: Metrics;
@@ -96,6 +102,17 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const tiersResult = await readTiersFile(config.tiersFile);
   if (!tiersResult.ok) throw new GatewayError('invalid_config', `invalid setting TIERS_FILE: ${tiersResult.reasons.join('; ')}`);
   let tiers: TierSet = tiersResult.tiers;
+  const routes = new RouteTable({
+    file: config.routesFile,
+    tierNames: () => new Set(tiers.tiers.keys()),
+    log,
+    onReload: (ok, actor) => {
+      metrics.configReload('routes', ok);
+      if (ok) options.onRoutesReloaded?.(actor);
+    },
+  });
+  const routesResult = await routes.load();
+  if (!routesResult.ok) throw new GatewayError('invalid_config', `invalid setting ROUTES_FILE: ${routesResult.reasons.join('; ')}`);
   // Checked in every role, so that a bad pair stops a WORKERS > 1 primary too (exit 2).
   const tlsFiles = config.tlsCertFile !== null && config.tlsKeyFile !== null ? [config.tlsCertFile, config.tlsKeyFile] as const : null;
   let tlsPair: TlsPair | null = null;
@@ -264,7 +281,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     onError: (code, req, where, err, headers) => pipeline.onUpstreamError(req, where, reply(code), err, headers),
     onResponseHead: (req, seconds, status) => pipeline.onUpstreamHead(req, seconds, status),
     onCancelled: (req) => pipeline.onUpstreamCancelled(req),
-    onResponseEnd: (req) => pipeline.onUpstreamEnd(req),
+    onResponseEnd: (req, res) => pipeline.onUpstreamEnd(req, res),
+    dropKeyHeader: config.forwardApiKey ? null : config.apiKeyHeader.toLowerCase(),
   });
   const blockPolicy = { invalidKeyLimit: config.invalidKeyLimit, windowMs: config.invalidKeyWindowS * 1000, blockMs: config.ipBlockS * 1000 };
   const pipeline = createPipeline({
@@ -282,6 +300,9 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     metrics,
     log,
     draining: () => draining,
+    routes,
+    limitMode: config.limitMode,
+    accessLog: config.accessLog ? new AccessLog({ write: accessLogWriter(), sample: config.accessLogSample }) : null,
     onInvalidKey: async (ip) => {
       const block = breaker === null
         ? await blockStore.recordInvalid(ip, blockPolicy)
@@ -350,6 +371,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       async reload(actor) {
         const r = await reloadTiers(actor);
         return r.ok ? { ok: true, tiers: tiersToJson(r.tiers) } : r;
+      },
+    },
+    routes: {
+      current: () => routes.toJson(),
+      async reload(actor) {
+        const r = await routes.reload(actor);
+        return r.ok ? { ok: true, routes: routes.toJson() } : r;
       },
     },
     blocks: {
@@ -426,6 +454,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   return {
     metrics,
     reloadTiers,
+    reloadRoutes: (actor) => routes.reload(actor),
     reloadTls,
     async start() {
       if (redis !== null && !(await waitForRedis(5000))) {
@@ -449,6 +478,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       syncTimer.unref();
       controller.start();
       stopWatching = watchTiersFile(config.tiersFile, () => { void reloadTiers(FILE_WATCH); });
+      routes.watch(FILE_WATCH);
       if (tlsFiles !== null && role !== 'admin') stopWatchingTls = watchTlsFiles(tlsFiles, () => { void reloadTls(FILE_WATCH); });
       const port = role === 'admin' ? null : await listen(proxyServer, config.port, config.host);
       const adminPort = role === 'proxy' ? null : await listen(admin, config.adminPort, config.adminHost);
@@ -459,6 +489,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       draining = true;
       if (opts?.beforeClose) await opts.beforeClose();
       stopWatching();
+      routes.close();
       stopWatchingTls();
       if (syncTimer) clearInterval(syncTimer);
       await controller.stop();
@@ -490,6 +521,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       if (redis !== null) {
         await redis.quit().catch(() => redis?.disconnect());
       }
+      // Every access-log line of the drained requests is on stdout before the process exits.
+      await flushLogs();
     },
   };
 }

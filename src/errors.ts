@@ -60,7 +60,12 @@ export function reply(code: ErrorCode, details?: Record<string, unknown>): Error
   return { code, status: e.status, message: e.message, details };
 }
 
-/** The JSON body every error response carries: `error` (stable code), `message`, details. */
-export function errorBody(err: ErrorReply): string {
-  return JSON.stringify({ error: err.code, message: err.message, ...err.details });
+/**
+ * The JSON body every error response carries: `error` (stable code), `message`, details,
+ * and on the proxy port the request's `requestId` (SPEC §10).
+ */
+export function errorBody(err: ErrorReply, requestId?: string): string {
+  return JSON.stringify(requestId === undefined
+    ? { error: err.code, message: err.message, ...err.details }
+    : { error: err.code, message: err.message, ...err.details, requestId });
 }

@@ -17,6 +17,7 @@ import { clusterMetricsSource, reportToPrimary } from './observability/metrics';
  */
 
 const RELOAD_TIERS = 'tollgate:reload-tiers';
+const RELOAD_ROUTES = 'tollgate:reload-routes';
 const RELOAD_TLS = 'tollgate:reload-tls';
 const SHUTDOWN = 'tollgate:shutdown';
 
@@ -55,7 +56,7 @@ async function startApp(config: Config, log: Logger, options: AppOptions, before
 }
 
 /**
- * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers and the TLS pair.
+ * SIGTERM/SIGINT drain once; a second signal exits at once. SIGHUP reloads tiers, routes and the TLS pair.
  * Returns the drain, for a worker to run when its primary asks (which is never "second").
  */
 function installSignals(log: Logger, stop: () => Promise<void>, reload: () => void): (reason: string) => void {
@@ -84,15 +85,21 @@ function installSignals(log: Logger, stop: () => Promise<void>, reload: () => vo
 
 async function runSingle(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'all' });
-  installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); void app.reloadTls('SIGHUP'); });
+  installSignals(log, () => app.stop(), () => { reloadAll(app); void app.reloadTls('SIGHUP'); });
+}
+
+function reloadAll(app: App): void {
+  void app.reloadTiers('SIGHUP');
+  void app.reloadRoutes('SIGHUP');
 }
 
 async function runWorker(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, { role: 'proxy' });
   reportToPrimary(app.metrics);
-  const drain = installSignals(log, () => app.stop(), () => { void app.reloadTiers('SIGHUP'); void app.reloadTls('SIGHUP'); });
+  const drain = installSignals(log, () => app.stop(), () => { reloadAll(app); void app.reloadTls('SIGHUP'); });
   process.on('message', (m: unknown) => {
     if (isMessage(m, RELOAD_TIERS)) void app.reloadTiers(String(m.actor ?? 'primary'));
+    if (isMessage(m, RELOAD_ROUTES)) void app.reloadRoutes(String(m.actor ?? 'primary'));
     if (isMessage(m, RELOAD_TLS)) void app.reloadTls(String(m.actor ?? 'primary'));
     if (isMessage(m, SHUTDOWN)) drain('primary');
   });
@@ -100,9 +107,9 @@ async function runWorker(config: Config, log: Logger): Promise<void> {
 
 async function runPrimary(config: Config, log: Logger): Promise<void> {
   let stopping = false;
-  const broadcast = (actor: string) => {
+  const broadcast = (type: string) => (actor: string) => {
     if (actor === FILE_WATCH) return; // every worker watches the file itself
-    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: RELOAD_TIERS, actor });
+    for (const w of Object.values(cluster.workers ?? {})) w?.send({ type, actor });
   };
   const fork = () => cluster.fork();
   let restarts = 0;
@@ -121,7 +128,8 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
   const app = await startApp(config, log, {
     role: 'admin',
     metricsOverride: clusterMetricsSource(),
-    onTiersReloaded: broadcast,
+    onTiersReloaded: broadcast(RELOAD_TIERS),
+    onRoutesReloaded: broadcast(RELOAD_ROUTES),
     readyCheck: () => listening.size >= config.workers,
   }, () => { for (let i = 0; i < config.workers; i++) fork(); });
   log.info({ workers: config.workers }, 'primary started workers');
@@ -145,7 +153,7 @@ async function runPrimary(config: Config, log: Logger): Promise<void> {
       await adminStopped;
     },
     () => {
-      void app.reloadTiers('SIGHUP');
+      reloadAll(app);
       // The workers hold the proxy port's certificate (each also watches the files itself).
       for (const w of Object.values(cluster.workers ?? {})) w?.send({ type: RELOAD_TLS, actor: 'SIGHUP' });
     },

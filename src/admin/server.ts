@@ -27,6 +27,7 @@ export interface AdminDeps {
   /** Quota top-up or reset; the new quota usage. */
   readonly quota: (id: string, change: QuotaChange, actor: string) => Promise<Record<string, unknown>>;
   readonly tiers: { current(): Record<string, unknown>; reload(actor: string): Promise<{ ok: true; tiers: Record<string, unknown> } | { ok: false; reasons: string[] }> };
+  readonly routes: { current(): Record<string, unknown>; reload(actor: string): Promise<{ ok: true; routes: Record<string, unknown> } | { ok: false; reasons: string[] }> };
   readonly blocks: { list(): Promise<Array<{ ip: string; until: number }>>; unblock(ip: string, actor: string): Promise<boolean> };
 }
 
@@ -122,6 +123,18 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         const r = await deps.tiers.reload(actor);
         if (!r.ok) throw new GatewayError('invalid_request', `tiers file rejected: ${r.reasons.join('; ')}`, { reasons: r.reasons });
         return { status: 200, body: r.tiers };
+      },
+    },
+    {
+      methods: ['GET'], pattern: /^\/admin\/routes$/,
+      handler: async () => ({ status: 200, body: deps.routes.current() }),
+    },
+    {
+      methods: ['POST'], pattern: /^\/admin\/routes\/reload$/,
+      handler: async (_r, _p, _u, actor) => {
+        const r = await deps.routes.reload(actor);
+        if (!r.ok) throw new GatewayError('invalid_request', `routes file rejected: ${r.reasons.join('; ')}`, { reasons: r.reasons });
+        return { status: 200, body: r.routes };
       },
     },
     {

@@ -5,7 +5,7 @@ import { GatewayError } from '../errors';
 import { civilFromDays, DAY_MS } from './calendar';
 import type { DenyCache } from './denyCache';
 import type { MemoryLimitStore } from './memoryLimitStore';
-import { compileTemplate, planResult, planSubject, type Plan, type PlanResult, type PlanTemplate } from './plan';
+import { compileTemplate, extendTemplate, planResult, planSubject, rateSpec, type Plan, type PlanResult, type PlanTemplate } from './plan';
 import type { KeyLimits } from './planLimits';
 import { effectiveLimit, type HealthStatus } from './policy';
 import type { StoreBreaker } from './storeBreaker';
@@ -22,6 +22,18 @@ export interface LimitDecision {
 export interface PlannedRequest {
   readonly tier: Tier;
   readonly plan: Plan;
+}
+
+/**
+ * A route's limit for one tier (SPEC §10), counted per key (or identity) and route in the
+ * same atomic step as the key's own counters. The same object for as long as the routes
+ * file is in force: plans with it are cached by its identity.
+ */
+export interface RouteLimitInput {
+  /** The route's name: its counter's name in the draft headers and its store key. */
+  readonly name: string;
+  readonly limit: number;
+  readonly windowSeconds: number;
 }
 
 export interface LimiterDeps {
@@ -82,6 +94,10 @@ export function anchorDay(createdAt: string): number {
 export class Limiter {
   /** Per key record (the key cache hands out the same object while fresh): no work per request. */
   private planned = new WeakMap<StoredKey, Planned>();
+  /** Per tier, for requests without a key record (tier `anonymous`, counted per client IP). */
+  private byTier = new Map<string, Planned>();
+  /** Templates with a route's counter added, per base template and route limit. */
+  private withRoutes = new WeakMap<PlanTemplate, WeakMap<RouteLimitInput, PlanTemplate>>();
 
   /** The priority the in-flight guard sheds first; null when every tier has the same one. */
   private shedPriority: number | null;
@@ -94,6 +110,7 @@ export class Limiter {
     this.tiers = tiers;
     this.shedPriority = shedPriorityOf(tiers);
     this.planned = new WeakMap();
+    this.byTier = new Map();
     this.deps.denyCache.clear();
   }
 
@@ -107,10 +124,11 @@ export class Limiter {
   }
 
   /**
-   * The counters this key's request meets, counting `cost` (1–1000); null when its tier is not
-   * in force. `ramp`: how far limits have come back after an automatic recovery (policy.effectiveLimit).
+   * The counters this key's request meets, counting `cost` (1–1000), with the route's limit
+   * for its tier when it has one (SPEC §10); null when its tier is not in force. `ramp`: how
+   * far limits have come back after an automatic recovery (policy.effectiveLimit).
    */
-  request(key: StoredKey, health: HealthStatus, cost = 1, ramp = 1): PlannedRequest | null {
+  request(key: StoredKey, health: HealthStatus, cost = 1, ramp = 1, route: RouteLimitInput | null = null): PlannedRequest | null {
     let p = this.planned.get(key);
     if (p === undefined || p.tiers !== this.tiers || p.health !== health || p.ramp !== ramp) {
       const built = this.build(key, health, ramp);
@@ -118,7 +136,53 @@ export class Limiter {
       p = built;
       this.planned.set(key, p);
     }
-    return cost === 1 ? p : { tier: p.tier, plan: { subject: p.plan.subject, template: p.plan.template, cost } };
+    return this.withCost(p, p.plan.subject, cost, route);
+  }
+
+  /**
+   * A request without a key record, counted as `subject` under the tier's own limits: an
+   * anonymous request on an `auth: optional` route (SPEC §10), counted per client IP.
+   */
+  requestAs(subject: string, tierName: string, health: HealthStatus, cost = 1, ramp = 1, route: RouteLimitInput | null = null): PlannedRequest | null {
+    let p = this.byTier.get(tierName);
+    if (p === undefined || p.tiers !== this.tiers || p.health !== health || p.ramp !== ramp) {
+      const built = this.build({ id: subject, tier: tierName, createdAt: '' } as StoredKey, health, ramp);
+      if (built === null) return null;
+      p = built;
+      this.byTier.set(tierName, p);
+    }
+    return this.withCost(p, subject, cost, route);
+  }
+
+  /** The cached plan, or one with another subject, cost or a route's counter (one small object). */
+  private withCost(p: Planned, subject: string, cost: number, route: RouteLimitInput | null): PlannedRequest {
+    if (route === null && cost === 1 && subject === p.plan.subject) return p;
+    const template = route === null ? p.plan.template : this.routeTemplate(p.plan.template, route, p.tier);
+    return { tier: p.tier, plan: { subject, template, cost } };
+  }
+
+  /**
+   * The template with the route's counter after the key's own (one atomic store step still),
+   * made once per template and route: the deny cache tells templates apart by identity.
+   * Its store key names the route, the algorithm and the window, so a changed route limit
+   * starts a fresh count rather than reading another's.
+   */
+  private routeTemplate(base: PlanTemplate, route: RouteLimitInput, tier: Tier): PlanTemplate {
+    let forBase = this.withRoutes.get(base);
+    if (forBase === undefined) {
+      forBase = new WeakMap();
+      this.withRoutes.set(base, forBase);
+    }
+    let t = forBase.get(route);
+    if (t === undefined) {
+      const spec = rateSpec(tier.algorithm);
+      t = extendTemplate(base, [{
+        name: route.name, kind: 'route', key: `r:${route.name}:${spec}:${route.windowSeconds}s`, spec,
+        limit: route.limit, windowMs: route.windowSeconds * 1000, anchor: 0,
+      }]);
+      forBase.set(route, t);
+    }
+    return t;
   }
 
   private build(key: StoredKey, health: HealthStatus, ramp: number): Planned | null {

@@ -111,7 +111,7 @@ export interface TemplateInput {
   readonly keyDay: number;
 }
 
-function rateSpec(algorithm: Algorithm): CounterSpec {
+export function rateSpec(algorithm: Algorithm): CounterSpec {
   return algorithm === 'gcra' ? 'gcra' : 'sw';
 }
 

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CoalescedWrites } from './coalescedWrites';
-import { planResult, type Plan, type PlanResult } from './plan';
+import { planResult, type Plan, type PlanResult, type PlanTemplate } from './plan';
 import { PLAN_LUA, QUOTA_CHANGE_LUA } from './redisScripts';
 import type { LimitStore, QuotaChange, QuotaUsage } from './store';
 
@@ -35,6 +35,8 @@ export class RedisLimitStore implements LimitStore {
   private readonly scripts: ScriptCommands;
   private readonly writes: CoalescedWrites;
   private readonly offset: number;
+  /** Per template: the key suffixes and the counters' ARGV, as strings, made once (no per-request number formatting). */
+  private readonly compiled = new WeakMap<PlanTemplate, { suffixes: readonly string[]; argv: readonly string[] }>();
 
   constructor(client: Redis | Cluster, private readonly prefix: string, options: RedisLimitStoreOptions = {}) {
     this.scripts = withScripts(client);
@@ -60,23 +62,29 @@ export class RedisLimitStore implements LimitStore {
 
   private async run(plan: Plan, peek: string): Promise<PlanResult> {
     this.writes.hold();
-    const { counters } = plan.template;
-    const n = counters.length;
-    const args: Arg[] = new Array(1 + n + 3 + 3 * n);
+    const { suffixes, argv } = this.compile(plan.template);
+    const n = suffixes.length;
+    const args: Arg[] = new Array(1 + n + 3 + argv.length);
     args[0] = n;
     const tag = `${this.prefix}{${plan.subject}}:`;
-    for (let i = 0; i < n; i++) args[1 + i] = tag + counters[i].key;
+    for (let i = 0; i < n; i++) args[1 + i] = tag + suffixes[i];
     let a = 1 + n;
     args[a++] = peek;
     args[a++] = plan.cost;
     args[a++] = this.offset;
-    for (let i = 0; i < n; i++) {
-      const c = counters[i];
-      args[a++] = c.spec;
-      args[a++] = c.limit;
-      args[a++] = c.windowMs === 0 ? c.anchor : c.windowMs;
-    }
+    for (let i = 0; i < argv.length; i++) args[a++] = argv[i];
     const r = await this.scripts.tollgatePlan(...(args as [number, ...Arg[]]));
     return planResult(r[0] === 1, r[3], r[1], r[2], r.slice(4));
+  }
+
+  private compile(template: PlanTemplate): { suffixes: readonly string[]; argv: readonly string[] } {
+    let c = this.compiled.get(template);
+    if (c === undefined) {
+      const argv: string[] = [];
+      for (const k of template.counters) argv.push(k.spec, String(k.limit), String(k.windowMs === 0 ? k.anchor : k.windowMs));
+      c = { suffixes: template.counters.map((k) => k.key), argv };
+      this.compiled.set(template, c);
+    }
+    return c;
   }
 }

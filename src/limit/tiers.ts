@@ -21,6 +21,8 @@ export interface Tier {
   /** Extra rate windows, in force in every health state (SPEC §9). */
   readonly windows: readonly WindowLimit[];
   readonly quota: QuotaLimit | null;
+  /** SPEC §10: `shadow` counts would-be refusals and lets them through; unset = LIMIT_MODE. */
+  readonly mode?: 'enforce' | 'shadow';
 }
 
 export interface TierSet {
@@ -33,8 +35,9 @@ export interface TierSet {
 
 export const TIER_NAME = /^[a-z0-9_-]{1,32}$/;
 const TOP_FIELDS = new Set(['windowSeconds', 'algorithm', 'tiers']);
-const TIER_FIELDS = new Set(['limit', 'burst', 'degraded', 'critical', 'priority', 'algorithm', 'windows', 'quota']);
+const TIER_FIELDS = new Set(['limit', 'burst', 'degraded', 'critical', 'priority', 'algorithm', 'windows', 'quota', 'mode']);
 const MAX_PRIORITY = 1000;
+const MODES = ['enforce', 'shadow'];
 const MAX_WINDOW_S = 86_400;
 
 export type TierParseResult = { ok: true; tiers: TierSet } | { ok: false; reasons: string[] };
@@ -109,11 +112,13 @@ function parseTier(name: string, def: unknown, defaultAlgorithm: Algorithm, wind
   }
   const windows = def.windows === undefined ? [] : parseWindows(def.windows, `tier "${name}": `, reasons);
   const quota = def.quota === undefined ? null : parseQuota(def.quota, `tier "${name}": `, reasons);
+  if (def.mode !== undefined && !MODES.includes(def.mode as string)) reasons.push(`tier "${name}": mode must be one of ${MODES.join(', ')}; got ${JSON.stringify(def.mode)}`);
   if (reasons.length > before || windows === null || quota === undefined) return null;
-  return {
+  const tier = {
     name, limit: limit as number, burst: burst as number, degraded: degraded as number,
     critical: critical as number, priority: priority as number, algorithm: algorithm as Algorithm, windows, quota,
   };
+  return def.mode === undefined ? tier : { ...tier, mode: def.mode as 'enforce' | 'shadow' };
 }
 
 /** The shape `GET /admin/tiers` shows. */
@@ -124,6 +129,7 @@ export function tiersToJson(set: TierSet): Record<string, unknown> {
       limit: t.limit, burst: t.burst, degraded: t.degraded, critical: t.critical, priority: t.priority, algorithm: t.algorithm,
       ...(t.windows.length > 0 ? { windows: t.windows } : {}),
       ...(t.quota !== null ? { quota: quotaJson(t.quota) } : {}),
+      ...(t.mode !== undefined ? { mode: t.mode } : {}),
     };
   }
   return { windowSeconds: set.windowSeconds, algorithm: set.algorithm, tiers };

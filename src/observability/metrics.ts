@@ -58,6 +58,7 @@ export class Metrics {
   readonly blockedIps: Gauge;
   private readonly configReloads: Counter<'file' | 'result'>;
   private readonly configLastReloadOk: Gauge<'file'>;
+  private readonly shadowRefusals: Counter<'tier' | 'policy'>;
   private readonly byTier = new Map<string, OutcomeCounters>();
   private readonly pending: PendingCount[] = [];
   /** SPEC §9: refusals by tier and the kind of counter that refused; never a key. */
@@ -113,6 +114,9 @@ export class Metrics {
       this.configReloads.inc({ file, result: 'rejected' }, 0);
       this.configLastReloadOk.set({ file }, 1);
     }
+    // SPEC §10: requests the limits would have refused, proxied because their mode is shadow.
+    // `policy` is the kind of counter that refused (rate, window, quota, route): bounded.
+    this.shadowRefusals = new Counter({ name: 'tollgate_shadow_refusals_total', help: 'Requests the limits would have refused, proxied anyway in shadow mode, by tier and the policy that refused.', labelNames: ['tier', 'policy'], registers });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
     this.setHealth('NORMAL');
     this.setBreaker('closed');
@@ -158,6 +162,11 @@ export class Metrics {
 
   setBreaker(state: BreakerState): void {
     for (const s of BREAKER_STATES) this.breaker.set({ state: s }, s === state ? 1 : 0);
+  }
+
+  /** Shadow mode let through a request `policy` would have refused (rare: a labelled inc is fine). */
+  shadowRefusal(tier: string, policy: string): void {
+    this.shadowRefusals.inc({ tier, policy });
   }
 
   /** One reload of `file` was attempted: it is now in force (`ok`) or was rejected. */

@@ -17,6 +17,10 @@ const HOP_SET = new Set(HOP_BY_HOP);
  * and the forwarding headers we rewrite.
  */
 const TIER_HEADER = 'x-tollgate-tier';
+/** Ours (SPEC §10): a client's are replaced, never passed on beside ours. */
+const KEY_ID_HEADER = 'x-tollgate-key-id';
+const IDENTITY_HEADER = 'x-tollgate-identity';
+const REQUEST_ID_HEADER = 'x-request-id';
 const XFF = 'x-forwarded-for';
 const XF_PORT = 'x-forwarded-port';
 const XF_PROTO = 'x-forwarded-proto';
@@ -86,6 +90,19 @@ export interface ForwardedFor {
   readonly tier: string;
   /** The client's scheme: `https` on a TLS listener (X-Forwarded-Proto, and port 443 by default). */
   readonly proto: 'http' | 'https';
+  /** X-Request-Id: the client's when valid, else generated. */
+  readonly requestId: string;
+  /** X-Tollgate-Key-Id (none for a request without a key). */
+  readonly keyId: string | null;
+  /** X-Tollgate-Identity, when the key has one. */
+  readonly identity: string | null;
+  /** The API key header (lower case) when FORWARD_API_KEY=false: it does not go on. */
+  readonly dropKeyHeader: string | null;
+}
+
+/** Whether `name` (any case) is `lower`, without lower-casing it when the length differs. */
+function isName(name: string, lower: string): boolean {
+  return name.length === lower.length && name.toLowerCase() === lower;
 }
 
 /**
@@ -93,7 +110,9 @@ export interface ForwardedFor {
  * order, without hop-by-hop ones, those its Connection lists, Host, Expect, client-sent
  * rate-limit headers and X-Tollgate-Tier; then Host (the target's), X-Forwarded-For/-Port/
  * -Proto with this hop appended (", "-joined, as nginx does), X-Forwarded-Host (the
- * client's, else its Host) and X-Tollgate-Tier. A body's Content-Length stays; a chunked
+ * client's, else its Host), X-Tollgate-Tier, X-Request-Id and X-Tollgate-Key-Id/-Identity
+ * (a client's replaced), and without the API key header when `dropKeyHeader` names it
+ * (FORWARD_API_KEY=false). A body's Content-Length stays; a chunked
  * body is chunked anew by the upstream client, so Transfer-Encoding goes. An h2 request's
  * pseudo-headers (:method, :path, :scheme, :authority) are not headers: they never go on,
  * and :authority stands for Host (h2 clients send it instead).
@@ -107,9 +126,11 @@ export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
   let xfPort: string | undefined;
   let xfProto: string | undefined;
   let xfHost: string | undefined;
+  const drop = fwd.dropKeyHeader;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     const value = raw[i + 1];
+    if (drop !== null && isName(name, drop)) continue;
     if (name.charCodeAt(0) === COLON) {
       if (name === ':authority') host ??= value;
       continue;
@@ -138,6 +159,7 @@ export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
         continue;
       }
       if (lower === 'expect' || lower === 'transfer-encoding' || lower === TIER_HEADER || isRateLimitHeader(lower)) continue;
+      if (lower === REQUEST_ID_HEADER || lower === KEY_ID_HEADER || lower === IDENTITY_HEADER) continue;
       if (listed !== null && listed.includes(lower)) continue;
     }
     out.push(name, value);
@@ -150,7 +172,10 @@ export function requestHead(req: RequestHeadIn, fwd: ForwardedFor): string[] {
     'X-Forwarded-Proto', appendValue(xfProto, fwd.proto),
     'X-Forwarded-Host', xfHost ?? host ?? '',
     'X-Tollgate-Tier', fwd.tier,
+    'X-Request-Id', fwd.requestId,
   );
+  if (fwd.keyId !== null) out.push('X-Tollgate-Key-Id', fwd.keyId);
+  if (fwd.identity !== null) out.push('X-Tollgate-Identity', fwd.identity);
   return out;
 }
 
@@ -169,7 +194,7 @@ export function requestHasBody(req: Pick<http.IncomingMessage, 'headers'>, endOf
  * For a WebSocket upgrade (carried by http-proxy, which reads `req.headers`): drops
  * hop-by-hop headers except Connection and Upgrade, and client rate-limit headers, in place.
  */
-export function cleanUpgradeHeaders(req: http.IncomingMessage, tier: string): void {
+export function cleanUpgradeHeaders(req: http.IncomingMessage, fwd: Pick<ForwardedFor, 'tier' | 'requestId' | 'keyId' | 'identity' | 'dropKeyHeader'>): void {
   const headers = req.headers;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -177,7 +202,13 @@ export function cleanUpgradeHeaders(req: http.IncomingMessage, tier: string): vo
     const name = raw[i].toLowerCase();
     if ((HOP_SET.has(name) && name !== 'connection' && name !== 'upgrade') || isRateLimitHeader(name)) delete headers[name];
   }
-  headers[TIER_HEADER] = tier;
+  if (fwd.dropKeyHeader !== null) delete headers[fwd.dropKeyHeader];
+  headers[TIER_HEADER] = fwd.tier;
+  headers[REQUEST_ID_HEADER] = fwd.requestId;
+  delete headers[KEY_ID_HEADER];
+  delete headers[IDENTITY_HEADER];
+  if (fwd.keyId !== null) headers[KEY_ID_HEADER] = fwd.keyId;
+  if (fwd.identity !== null) headers[IDENTITY_HEADER] = fwd.identity;
 }
 
 /** A raw header name or value as the upstream client gives it: bytes, read as Node's parser reads them. */
@@ -199,7 +230,8 @@ function withoutNames(list: readonly string[], names: readonly string[]): string
  * raw one: its headers in their own case and order (repeats such as Set-Cookie kept),
  * without hop-by-hop ones, those named in its Connection, Transfer-Encoding when `dropTE`
  * (an HTTP/1.0 client cannot read chunks, and h2 forbids the header: Node throws on it),
- * and (unless passed through) its rate-limit headers; then ours. Given to writeHead as a
+ * its X-Request-Id (ours goes on), and (unless passed through) its rate-limit headers;
+ * then ours. Given to writeHead as a
  * list, Node writes it without building a header map per response. Connection is left to
  * Node (keep-alive or close as the client asked), except "close" when `closing` (draining
  * HTTP/1: no client may reuse a socket we are about to close; h2 drains by GOAWAY instead).
@@ -209,10 +241,12 @@ export function responseHead(raw: readonly (Buffer | string)[], dropTE: boolean,
   let connection: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = text(raw[i]);
-    if (dropTE || mayMatch(name, RESPONSE_FILTER, stripRateLimit)) {
+    if (dropTE || mayMatch(name, RESPONSE_FILTER, true)) {
       const lower = name.toLowerCase();
       if (lower === 'connection') connection = appendValue(connection, text(raw[i + 1]));
       if (HOP_SET.has(lower) || (stripRateLimit && isRateLimitHeader(lower))) continue;
+      // Ours is the one the client gets (an upstream that echoes it would double it).
+      if (lower === REQUEST_ID_HEADER) continue;
       if (dropTE && lower === 'transfer-encoding') continue;
     }
     out.push(name, text(raw[i + 1]));

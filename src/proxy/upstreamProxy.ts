@@ -6,7 +6,7 @@ import type { HeaderMode } from '../config/load';
 import type { ErrorCode } from '../errors';
 import type { HeaderList } from '../errorResponse';
 import { upstreamErrorCode } from './upstreamErrors';
-import { cleanUpgradeHeaders, requestHasBody, requestHead, responseHead } from './forwardingHeaders';
+import { cleanUpgradeHeaders, requestHasBody, requestHead, responseHead, type ForwardedFor } from './forwardingHeaders';
 
 /*
  * Plain HTTP requests go to the upstream through an undici Pool (Node's own HTTP/1.1
@@ -37,15 +37,35 @@ export interface UpstreamProxyOptions {
   /** The client went away before the response ended; the upstream request was cancelled. */
   readonly onCancelled: (req: http.IncomingMessage) => void;
   /** The upstream's response body ended (and so ours). */
-  readonly onResponseEnd: (req: http.IncomingMessage) => void;
+  readonly onResponseEnd: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** The API key header (lower case) to leave out upstream (FORWARD_API_KEY=false), else null. */
+  readonly dropKeyHeader?: string | null;
+}
+
+/** What an admitted request carries to its upstream (SPEC §3, §10). */
+export interface Forward {
+  readonly tier: string;
+  /** A route's upstream (origin and optional path prefix); null = the default target. */
+  readonly upstream: string | null;
+  readonly requestId: string;
+  readonly keyId: string | null;
+  readonly identity: string | null;
 }
 
 export interface UpstreamProxy {
   /** Proxies an admitted request; `headers` (ours, e.g. rate-limit) go on the response. */
-  web(req: http.IncomingMessage, res: http.ServerResponse, tier: string, headers: HeaderList | null): void;
+  web(req: http.IncomingMessage, res: http.ServerResponse, fwd: Forward, headers: HeaderList | null): void;
   /** A WebSocket upgrade, carried by http-proxy. */
-  ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, tier: string): void;
+  ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, fwd: Forward): void;
   close(): void;
+}
+
+/** One upstream: its kept-alive pool, path prefix and Host. */
+interface Target {
+  readonly url: string;
+  readonly pool: Pool;
+  readonly prefix: string;
+  readonly host: string;
 }
 
 /** What every forwarded request shares. */
@@ -152,7 +172,7 @@ class Forwarding implements Dispatcher.DispatchHandler {
     this.done = true;
     if (this.client[IN_FLIGHT] === this) this.client[IN_FLIGHT] = undefined;
     this.res.end();
-    this.shared.opts.onResponseEnd(this.req);
+    this.shared.opts.onResponseEnd(this.req, this.res);
   }
 
   onError(err: Error): void {
@@ -192,13 +212,26 @@ function timeoutError(): NodeJS.ErrnoException {
 }
 
 export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
-  const target = new URL(opts.target);
-  const prefix = target.pathname.replace(/\/+$/, '');
-  // Keep-alive connections, up to 1,024 at once. undici closes an idle one after 4 s, or
-  // sooner when the upstream's Keep-Alive: timeout=… says so, so that we never write to
-  // a connection the upstream is closing. No response head within the timeout after the
-  // request was sent → 504; the same silence in the middle of a body cuts the response.
-  const pool = new Pool(target.origin, { connections: 1024, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
+  // One kept-alive pool per upstream URL: the default (UPSTREAM_URL) made now, a route's
+  // (SPEC §10) on its first request. A reload that drops a route keeps its pool until
+  // shutdown; upstreams are few, and an idle pool holds no connection after 4 s.
+  const targets = new Map<string, Target>();
+  const targetOf = (url: string): Target => {
+    let t = targets.get(url);
+    if (t === undefined) {
+      const u = new URL(url);
+      // Keep-alive connections, up to 1,024 at once. undici closes an idle one after 4 s, or
+      // sooner when the upstream's Keep-Alive: timeout=… says so, so that we never write to
+      // a connection the upstream is closing. No response head within the timeout after the
+      // request was sent → 504; the same silence in the middle of a body cuts the response.
+      const pool = new Pool(u.origin, { connections: 1024, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
+      t = { url, pool, prefix: u.pathname.replace(/\/+$/, ''), host: u.host };
+      targets.set(url, t);
+    }
+    return t;
+  };
+  const defaultTarget = targetOf(opts.target);
+  const dropKeyHeader = opts.dropKeyHeader ?? null;
   const shared: Shared = { opts, stripUpstreamRateLimit: opts.headerMode !== 'upstream' };
   const proto = opts.secure ? 'https' : 'http';
   // WebSocket upgrades only; each gets its own connection (an upgraded one is never reused).
@@ -214,7 +247,8 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   });
 
   return {
-    web(req, res, tier, headers) {
+    web(req, res, fwd, headers) {
+      const target = fwd.upstream === null ? defaultTarget : targetOf(fwd.upstream);
       const stream = (req as MaybeH2).stream;
       const client: ClientSocket = stream ?? req.socket;
       const forwarding = new Forwarding(client, req, res, headers, performance.now(), shared);
@@ -225,20 +259,25 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
         client.once('close', onClientClose);
       }
       // undici reports a request it refuses (a header or path it will not send) to onError: a 502.
-      pool.dispatch({
+      const head: ForwardedFor = {
+        remoteAddress: req.socket.remoteAddress ?? '', upstreamHost: target.host, tier: fwd.tier, proto,
+        requestId: fwd.requestId, keyId: fwd.keyId, identity: fwd.identity, dropKeyHeader,
+      };
+      target.pool.dispatch({
         method: req.method ?? 'GET',
-        path: upstreamPath(prefix, req.url ?? '/'),
-        headers: requestHead(req, { remoteAddress: req.socket.remoteAddress ?? '', upstreamHost: target.host, tier, proto }),
+        path: upstreamPath(target.prefix, req.url ?? '/'),
+        headers: requestHead(req, head),
         body: requestHasBody(req, stream?.endAfterHeaders) ? req : null,
       }, forwarding);
     },
-    ws(req, socket, head, tier) {
-      cleanUpgradeHeaders(req, tier);
-      wsProxy.ws(req, socket, head);
+    ws(req, socket, head, fwd) {
+      cleanUpgradeHeaders(req, { tier: fwd.tier, requestId: fwd.requestId, keyId: fwd.keyId, identity: fwd.identity, dropKeyHeader });
+      if (fwd.upstream === null) wsProxy.ws(req, socket, head);
+      else wsProxy.ws(req, socket, head, { target: fwd.upstream });
     },
     close() {
       wsProxy.close();
-      pool.destroy().catch(() => undefined);
+      for (const t of targets.values()) t.pool.destroy().catch(() => undefined);
     },
   };
 }

@@ -222,6 +222,36 @@ describe('scripts/seed-keys.js', () => {
     expect(run.stdout).toBe('id,key,tier,name\nkey_1,acme_imported_key_01,pro,"Acme, Inc."\nkey_2,generated_key_2,enterprise,Globex\n');
   });
 
+  it('takes identity, expiresAt and limits columns (SPEC §9), positional or named by a header in any order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-seed-'));
+    tempDirs.push(dir);
+    const positional = join(dir, 'positional.csv');
+    writeFileSync(positional, 'pro,Acme,,acme,2027-06-30T00:00:00Z,"{""quota"":{""limit"":1000,""period"":""month""}}"\nfree,Plain\n');
+    const named = join(dir, 'named.csv');
+    writeFileSync(named, 'Name,Tier,Identity,Limits\nInitech,pro,initech:eu,"{""windows"":[{""limit"":5,""windowSeconds"":1}]}"\n');
+    expect(await runScript('seed-keys.js', ['--admin', adminUrl, '--csv', positional], { ADMIN_TOKEN: 's3cret' })).toMatchObject({ code: 0 });
+    expect(await runScript('seed-keys.js', ['--admin', adminUrl, '--csv', named], { ADMIN_TOKEN: 's3cret' })).toMatchObject({ code: 0 });
+    expect(received.map((r) => r.body)).toEqual([
+      { tier: 'pro', name: 'Acme', identity: 'acme', expiresAt: '2027-06-30T00:00:00Z', limits: { quota: { limit: 1000, period: 'month' } } },
+      { tier: 'free', name: 'Plain' },
+      { tier: 'pro', name: 'Initech', identity: 'initech:eu', limits: { windows: [{ limit: 5, windowSeconds: 1 }] } },
+    ]);
+
+    const bad = join(dir, 'bad.csv');
+    for (const [text, reason] of [
+      ['free,A,,has space\n', /identity/],
+      ['free,A,,,tomorrow\n', /expiresAt/],
+      ['free,A,,,,{not json\n', /limits is not JSON/],
+      ['tier,name,colour\nfree,A,red\n', /unknown column\(s\) colour/],
+    ] as const) {
+      writeFileSync(bad, text);
+      const run = await runScript('seed-keys.js', ['--admin', adminUrl, '--csv', bad], { ADMIN_TOKEN: 's3cret' });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(reason);
+    }
+    expect(received).toHaveLength(3);
+  });
+
   it('exits 1 naming the failure, after printing the keys it did create', async () => {
     failFrom = 2;
     const run = await runScript('seed-keys.js', ['--admin', adminUrl, '--token', 's3cret', '--count', '3', '--tier', 'free']);

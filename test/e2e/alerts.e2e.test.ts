@@ -189,3 +189,13 @@ test('every metric an alert reads is exported by the live gateway, with the labe
   }
   expect(problems).toEqual([]);
 });
+
+// Last: it stops the gateway.
+test('the gateway stopped → TollgateDown fires for its instance, under the repository\'s scrape job name', async () => {
+  expect(await gw.stop()).toBe(0);
+  const stoppedAt = Date.now();
+  const labels = { alertname: 'TollgateDown', job, instance: `127.0.0.1:${gw.adminPort}`, severity: 'page' };
+  await alertReaches('TollgateDown', 'pending', labels, (SCRAPE_S + 2 * EVAL_S) * 1000 + SLACK_MS);
+  const firingAt = await alertReaches('TollgateDown', 'firing', labels, FIRING_WITHIN_MS + SLACK_MS);
+  expect(firingAt - stoppedAt).toBeLessThanOrEqual(FIRING_WITHIN_MS + SLACK_MS);
+}, 30000);

@@ -124,7 +124,7 @@ describe('HEALTH_MODE=auto on one gateway', () => {
 
     const shed = await get(gw.url, free.key);
     expect(shed.status).toBe(503);
-    expect(shed.json()).toEqual({ error: 'overloaded', message: expect.any(String), retryAfter: expect.any(Number) });
+    expect(shed.json()).toEqual({ error: 'overloaded', message: expect.any(String), requestId: expect.any(String), retryAfter: expect.any(Number) });
     expect(Number(shed.headers['retry-after'])).toBe(shed.json<{ retryAfter: number }>().retryAfter);
     expect((await get(gw.url, pro.key)).status).toBe(200);
 

@@ -57,7 +57,7 @@ describe.each(['memory', 'redis'] as const)('one gateway on the %s store', (stor
     expect(retryAfter).toBeLessThanOrEqual(121);
     expect(limited.headers['x-ratelimit-limit']).toBe('20');
     expect(limited.headers['x-ratelimit-remaining']).toBe('0');
-    expect(limited.json()).toEqual({ error: 'rate_limited', message: expect.any(String), tier: 'free', limit: 20, retryAfter });
+    expect(limited.json()).toEqual({ error: 'rate_limited', message: expect.any(String), requestId: expect.any(String), tier: 'free', limit: 20, retryAfter });
     // The upstream saw the allowed requests and none of the refused ones.
     expect(upstream.received.filter((r) => r.headers['x-tollgate-tier'] === 'free' && /^\/items\?i=(2[0-4])$/.test(r.url))).toHaveLength(0);
   });

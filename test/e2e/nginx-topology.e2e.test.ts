@@ -180,7 +180,7 @@ test('(a) a fresh free key gets exactly 20 of 25 through nginx, spread over all 
   const remaining = allowed.map((r) => Number(r.headers['x-ratelimit-remaining'])).sort((x, y) => x - y);
   expect(remaining).toEqual(Array.from({ length: 20 }, (_, i) => i));
   for (const r of results.filter((x) => x.status === 429)) {
-    expect(r.json()).toEqual({ error: 'rate_limited', message: expect.any(String), tier: 'free', limit: 20, retryAfter: expect.any(Number) });
+    expect(r.json()).toEqual({ error: 'rate_limited', message: expect.any(String), requestId: expect.any(String), tier: 'free', limit: 20, retryAfter: expect.any(Number) });
   }
   // Only the allowed ones reached the API (the key header is passed through unchanged).
   expect(upstream?.received.filter((r) => r.headers['x-api-key'] === key)).toHaveLength(20);
@@ -322,7 +322,7 @@ test('(d) a WebSocket connects through nginx and a gateway, and echoes; a refuse
     });
     expect(refused.status).toBe(401);
     expect(refused.type).toMatch(/^application\/json/);
-    expect(JSON.parse(refused.body)).toEqual({ error: 'missing_api_key', message: expect.any(String) });
+    expect(JSON.parse(refused.body)).toEqual({ error: 'missing_api_key', message: expect.any(String), requestId: expect.any(String) });
   } finally {
     clearTimeout(timer);
     bad.terminate();

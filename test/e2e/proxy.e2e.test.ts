@@ -285,7 +285,7 @@ test('slow upstream → 504 gateway_timeout; the gateway keeps serving', async (
   expect(r.status).toBe(504);
   expect(r.headers['x-ratelimit-limit']).toBe('10000');
   expect(r.headers['content-type']).toMatch(/^application\/json/);
-  expect(r.json()).toEqual({ error: 'gateway_timeout', message: expect.any(String) });
+  expect(r.json()).toEqual({ error: 'gateway_timeout', message: expect.any(String), requestId: expect.any(String) });
   const hung = await get(`${gw.url}/hang`, PRO);
   expect(hung.status).toBe(504);
   expect((await get(`${gw.url}/fine`, PRO)).status).toBe(200);
@@ -295,7 +295,7 @@ test('upstream reset → 502 bad_gateway', async () => {
   const r = await get(`${gw.url}/reset`, PRO);
   expect(r.status).toBe(502);
   expect(r.headers['x-ratelimit-limit']).toBe('10000');
-  expect(r.json()).toEqual({ error: 'bad_gateway', message: expect.any(String) });
+  expect(r.json()).toEqual({ error: 'bad_gateway', message: expect.any(String), requestId: expect.any(String) });
   expect((await get(`${gw.url}/fine`, PRO)).status).toBe(200);
 });
 
@@ -391,7 +391,7 @@ describe('upstream down', () => {
     try {
       const r = await get(`${g.url}/x`, PRO);
       expect(r.status).toBe(502);
-      expect(r.json()).toEqual({ error: 'bad_gateway', message: expect.any(String) });
+      expect(r.json()).toEqual({ error: 'bad_gateway', message: expect.any(String), requestId: expect.any(String) });
       expect((await get(`${g.adminUrl}/livez`)).status).toBe(200);
       const metrics = (await get(`${g.adminUrl}/metrics`)).body;
       expect(metrics).toMatch(/tollgate_requests_total\{tier="pro",outcome="upstream_error"\} 1/);

@@ -154,7 +154,7 @@ describe('failure modes while Redis is down', () => {
         const r = await get(closedGw.url, verified.key);
         expect(r.status).toBe(503);
         expect(r.headers['content-type']).toMatch(/^application\/json/);
-        expect(r.json()).toEqual({ error: 'store_unavailable', message: expect.any(String) });
+        expect(r.json()).toEqual({ error: 'store_unavailable', message: expect.any(String), requestId: expect.any(String) });
       }
       expect((await httpRequest(`${closedGw.adminUrl}/readyz`)).status).toBe(503);
       expect((await httpRequest(`${closedGw.adminUrl}/livez`)).status).toBe(200);
@@ -178,7 +178,7 @@ describe('failure modes while Redis is down', () => {
       for (const mode of ['local', 'open', 'closed'] as const) {
         const r = await get(the(mode).url, neverSeen.key);
         expect(r.status).toBe(503);
-        expect(r.json()).toEqual({ error: 'store_unavailable', message: expect.any(String) });
+        expect(r.json()).toEqual({ error: 'store_unavailable', message: expect.any(String), requestId: expect.any(String) });
       }
       expect(upstream.received.some((x) => x.headers['x-tollgate-tier'] === 'pro')).toBe(false);
     } finally {

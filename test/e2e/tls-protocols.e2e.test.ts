@@ -103,10 +103,10 @@ describe.each(clients)('over %s', (name, request) => {
     const missing = await request('/items');
     expect(missing.status).toBe(401);
     expect(missing.headers['content-type']).toBe('application/json');
-    expect(missing.json()).toEqual({ error: 'missing_api_key', message: expect.any(String) });
+    expect(missing.json()).toEqual({ error: 'missing_api_key', message: expect.any(String), requestId: expect.any(String) });
     const invalid = await request('/items', { headers: { 'x-api-key': 'no_such_key_000' } });
     expect(invalid.status).toBe(401);
-    expect(invalid.json()).toEqual({ error: 'invalid_api_key', message: expect.any(String) });
+    expect(invalid.json()).toEqual({ error: 'invalid_api_key', message: expect.any(String), requestId: expect.any(String) });
   });
 
   test('429: a fresh free key gets exactly 20 × 200, then 429 with Retry-After, rate-limit headers and JSON', async () => {
@@ -124,7 +124,7 @@ describe.each(clients)('over %s', (name, request) => {
     expect(retryAfter).toBeGreaterThanOrEqual(1);
     expect(limited.headers['x-ratelimit-limit']).toBe('20');
     expect(limited.headers['x-ratelimit-remaining']).toBe('0');
-    expect(limited.json()).toEqual({ error: 'rate_limited', message: expect.any(String), tier: 'free', limit: 20, retryAfter });
+    expect(limited.json()).toEqual({ error: 'rate_limited', message: expect.any(String), requestId: expect.any(String), tier: 'free', limit: 20, retryAfter });
   });
 
   test('5 MB up and 5 MB down arrive intact (streamed both ways)', async () => {

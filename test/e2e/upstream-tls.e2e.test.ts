@@ -63,7 +63,7 @@ test('untrusted upstream certificate: 502 bad_gateway JSON, and the gateway stay
   try {
     const r = await get(`${gw.url}/items`, PRO);
     expect(r.status).toBe(502);
-    expect(r.json()).toEqual({ error: 'bad_gateway', message: expect.any(String) });
+    expect(r.json()).toEqual({ error: 'bad_gateway', message: expect.any(String), requestId: expect.any(String) });
     expect((await get(`${gw.adminUrl}/livez`)).status).toBe(200);
   } finally {
     expect(await gw.stop()).toBe(0);

@@ -15,7 +15,7 @@ function parsed(raw: string[]): RequestHeadIn {
   return { rawHeaders: raw, headers };
 }
 
-const FWD = { remoteAddress: '203.0.113.9', upstreamHost: 'backend:8080', tier: 'pro', proto: 'http' } as const;
+const FWD = { remoteAddress: '203.0.113.9', upstreamHost: 'backend:8080', tier: 'pro', proto: 'http', requestId: 'req-1', keyId: null, identity: null, dropKeyHeader: null } as const;
 
 /** The list as [name, value] pairs, for readable expectations. */
 function pairs(list: readonly string[]): Array<[string, string]> {
@@ -35,7 +35,22 @@ describe('requestHead', () => {
       ['X-Forwarded-Proto', 'http'],
       ['X-Forwarded-Host', 'api.example.com'],
       ['X-Tollgate-Tier', 'pro'],
+      ['X-Request-Id', 'req-1'],
     ]);
+  });
+
+  test('SPEC §10: client-sent X-Request-Id, X-Tollgate-Key-Id and -Identity are replaced by ours; FORWARD_API_KEY=false drops the key header', () => {
+    const head = requestHead(parsed([
+      'X-Request-Id', 'client-id', 'x-tollgate-key-id', 'spoofed', 'X-Tollgate-Identity', 'spoofed', 'X-Api-Key', 'secret_key_123', 'Accept', 'a',
+    ]), { ...FWD, requestId: 'client-id', keyId: 'k_1', identity: 'acme', dropKeyHeader: 'x-api-key' });
+    const list = pairs(head);
+    expect(list.filter(([n]) => n.toLowerCase() === 'x-tollgate-key-id')).toEqual([['X-Tollgate-Key-Id', 'k_1']]);
+    expect(list.filter(([n]) => n.toLowerCase() === 'x-tollgate-identity')).toEqual([['X-Tollgate-Identity', 'acme']]);
+    expect(list.filter(([n]) => n.toLowerCase() === 'x-request-id')).toEqual([['X-Request-Id', 'client-id']]);
+    expect(list.some(([n, v]) => n.toLowerCase() === 'x-api-key' || v === 'secret_key_123')).toBe(false);
+    const kept = pairs(requestHead(parsed(['X-Api-Key', 'secret_key_123', 'X-Tollgate-Identity', 'spoofed']), FWD));
+    expect(kept).toContainEqual(['X-Api-Key', 'secret_key_123']);
+    expect(kept.some(([n]) => n.toLowerCase() === 'x-tollgate-identity' || n.toLowerCase() === 'x-tollgate-key-id')).toBe(false);
   });
 
   test('hop-by-hop headers, those Connection lists, Expect, and client rate-limit and tier headers are dropped', () => {
@@ -46,7 +61,7 @@ describe('requestHead', () => {
       'Accept', 'a',
     ]), FWD);
     const names = pairs(head).map(([n]) => n);
-    expect(names).toEqual(['Accept', 'Host', 'X-Forwarded-For', 'X-Forwarded-Port', 'X-Forwarded-Proto', 'X-Forwarded-Host', 'X-Tollgate-Tier']);
+    expect(names).toEqual(['Accept', 'Host', 'X-Forwarded-For', 'X-Forwarded-Port', 'X-Forwarded-Proto', 'X-Forwarded-Host', 'X-Tollgate-Tier', 'X-Request-Id']);
     expect(pairs(head).find(([n]) => n === 'X-Tollgate-Tier')?.[1]).toBe('pro');
   });
 
@@ -104,6 +119,7 @@ describe('requestHead over TLS and h2', () => {
       ['X-Forwarded-Proto', 'https'],
       ['X-Forwarded-Host', 'api.example.com:8443'],
       ['X-Tollgate-Tier', 'pro'],
+      ['X-Request-Id', 'req-1'],
     ]);
   });
 
