@@ -38,6 +38,7 @@ const USAGE = `Usage: npm run overload -- [--scenario fault|healthy|flap[,…]] 
   --healthy-ms N      upstream service time when healthy (default 50)
   --fault-ms N        upstream service time during the fault (default 125)
   --gateway-env K=V   extra gateway setting, repeatable
+  --algorithm A       the tiers' algorithm: sliding-window (default, as shipped) or gcra
   --out DIR           where the results go (default bench-results/overload)
   --gateway FILE      the gateway's entry point (default dist/main.js; e.g. another worktree's build)
   --build             run npm run build first (also done when dist/main.js is missing)
@@ -64,6 +65,7 @@ function parseOptions(argv) {
     'healthy-ms': { type: 'string', default: '50' },
     'fault-ms': { type: 'string', default: '125' },
     'gateway-env': { type: 'string', multiple: true, default: [] },
+    algorithm: { type: 'string', default: plan.TIERS.algorithm },
     out: { type: 'string', default: path.join(P.ROOT, 'bench-results', 'overload') },
     gateway: { type: 'string' },
     build: { type: 'boolean', default: false },
@@ -84,11 +86,12 @@ function parseOptions(argv) {
     if (!m) throw new UsageError(`--gateway-env: expected NAME=value, got ${JSON.stringify(kv)}`);
     gatewayEnv[m[1]] = m[2];
   }
+  if (!['sliding-window', 'gcra'].includes(v.algorithm)) throw new UsageError(`--algorithm: sliding-window or gcra, got ${JSON.stringify(v.algorithm)}`);
   const p = { ...plan.PRESETS[preset] };
   if (v['operator-delay'] !== undefined) p.operatorDelay = positiveInteger(v['operator-delay'], '--operator-delay');
   if (v.dwell !== undefined) p.dwell = positiveInteger(v.dwell, '--dwell');
   return {
-    preset, p, scenarios, modes, gatewayEnv,
+    preset, p, scenarios, modes, gatewayEnv, tiers: { ...plan.TIERS, algorithm: v.algorithm },
     slots: positiveInteger(v.slots, '--slots'),
     healthyMs: positiveInteger(v['healthy-ms'], '--healthy-ms'),
     faultMs: positiveInteger(v['fault-ms'], '--fault-ms'),
@@ -184,7 +187,7 @@ async function runMode(ctx, scenario, modeName) {
   if (!gw.ready && /unknown field "(critical|priority)"/.test(gw.proc.output) && !files.legacy) {
     // A gateway from before SPEC §8's tier fields: run on the same tiers without them, and say so.
     await P.stopChild(gw.proc);
-    fs.writeFileSync(files.tiers, JSON.stringify(plan.legacyTiers(plan.TIERS), null, 2));
+    fs.writeFileSync(files.tiers, JSON.stringify(plan.legacyTiers(o.tiers), null, 2));
     files.legacy = true;
     warnings.push('this gateway rejects the tier fields `critical` and `priority` (SPEC §8): the run used the tiers without them');
     log(`warning: ${warnings[warnings.length - 1]}`);
@@ -314,7 +317,7 @@ async function main() {
   if (!o.keepTmp) process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
   fs.mkdirSync(o.out, { recursive: true });
   const files = { tiers: path.join(tmp, 'tiers.json'), keys: path.join(tmp, 'keys.json'), legacy: false };
-  fs.writeFileSync(files.tiers, JSON.stringify(plan.TIERS, null, 2));
+  fs.writeFileSync(files.tiers, JSON.stringify(o.tiers, null, 2));
   fs.writeFileSync(files.keys, JSON.stringify(plan.keysFile(plan.GROUPS)));
   const redis = await startRedis(tmp);
   const ctx = { o, tmp, redis, files, gatewayMain, warnings: [], audit: {} };
@@ -341,7 +344,7 @@ async function main() {
         machine: machine(), timeoutMs: TIMEOUT_MS, pollMs: POLL_MS, dwell: o.p.dwell, operatorDelay: o.p.operatorDelay,
         upstream: { slots: o.slots, healthyMs: o.healthyMs, faultMs: o.faultMs },
         timeline: { faults: tl.faults, phases: tl.phases, plannedSeconds: tl.duration, recoveryWait: tl.recoveryWait },
-        tiers: files.legacy ? plan.legacyTiers(plan.TIERS) : plan.TIERS, groups: plan.GROUPS,
+        tiers: files.legacy ? plan.legacyTiers(o.tiers) : o.tiers, groups: plan.GROUPS,
         warnings: ctx.warnings.slice(), svgFile: `${base}.svg`, runs,
         audit: Object.fromEntries(Object.entries(ctx.audit).filter(([k]) => k.startsWith(`${scenario}-`))),
       };

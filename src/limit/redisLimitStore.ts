@@ -1,11 +1,14 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CoalescedWrites } from './coalescedWrites';
 import { planResult, type Plan, type PlanResult, type PlanTemplate } from './plan';
-import { PLAN_LUA, QUOTA_CHANGE_LUA } from './redisScripts';
+import { GCRA_LUA, PLAN_LUA, QUOTA_CHANGE_LUA, SLIDING_WINDOW_LUA } from './redisScripts';
 import type { LimitStore, QuotaChange, QuotaUsage } from './store';
 
 type Arg = string | number;
+type Single = (key: string, limit: number, windowMs: number, peek: string, cost: number, offset: number) => Promise<[number, number, number, number, number]>;
 interface ScriptCommands {
+  tollgateSlidingWindow: Single;
+  tollgateGcra: Single;
   tollgatePlan(numKeys: number, ...args: Arg[]): Promise<number[]>;
   tollgateQuotaChange(key: string, mode: string, n: number, offset: number, spec: string, anchor: number, limit: number): Promise<number[]>;
 }
@@ -15,6 +18,8 @@ function withScripts(client: Redis | Cluster): ScriptCommands {
   const c = client as (Redis | Cluster) & Partial<ScriptCommands>;
   // numberOfKeys omitted: a plan has as many keys as counters, given as the first argument.
   if (!c.tollgatePlan) c.defineCommand('tollgatePlan', { lua: PLAN_LUA });
+  if (!c.tollgateSlidingWindow) c.defineCommand('tollgateSlidingWindow', { numberOfKeys: 1, lua: SLIDING_WINDOW_LUA });
+  if (!c.tollgateGcra) c.defineCommand('tollgateGcra', { numberOfKeys: 1, lua: GCRA_LUA });
   if (!c.tollgateQuotaChange) c.defineCommand('tollgateQuotaChange', { numberOfKeys: 1, lua: QUOTA_CHANGE_LUA });
   return c as unknown as ScriptCommands;
 }
@@ -28,15 +33,16 @@ export interface RedisLimitStoreOptions {
 }
 
 /**
- * One EVALSHA per decision, whatever the number of counters. All keys of one subject (key
+ * One EVALSHA per decision, whatever the number of counters: a plan of one rate counter
+ * through SLIDING_WINDOW_LUA / GCRA_LUA, any other through PLAN_LUA. All keys of one subject (key
  * id or identity) share the hash tag `{subject}`, so a script never crosses Redis Cluster slots.
  */
 export class RedisLimitStore implements LimitStore {
   private readonly scripts: ScriptCommands;
   private readonly writes: CoalescedWrites;
   private readonly offset: number;
-  /** Per template: the key suffixes and the counters' ARGV, as strings, made once (no per-request number formatting). */
-  private readonly compiled = new WeakMap<PlanTemplate, { suffixes: readonly string[]; argv: readonly string[] }>();
+  /** Per template: the key suffixes and the counters' ARGV string, made once (no per-request formatting). */
+  private readonly compiled = new WeakMap<PlanTemplate, { suffixes: readonly string[]; argv: string }>();
 
   constructor(client: Redis | Cluster, private readonly prefix: string, options: RedisLimitStoreOptions = {}) {
     this.scripts = withScripts(client);
@@ -62,9 +68,19 @@ export class RedisLimitStore implements LimitStore {
 
   private async run(plan: Plan, peek: string): Promise<PlanResult> {
     this.writes.hold();
+    const { counters } = plan.template;
+    if (counters.length === 1 && counters[0].windowMs > 0) {
+      // One rate counter (a plain tier): the single-counter script, as cheap as before SPEC §9.
+      const c = counters[0];
+      const key = `${this.prefix}{${plan.subject}}:${c.key}`;
+      const r = c.spec === 'gcra'
+        ? await this.scripts.tollgateGcra(key, c.limit, c.windowMs, peek, plan.cost, this.offset)
+        : await this.scripts.tollgateSlidingWindow(key, c.limit, c.windowMs, peek, plan.cost, this.offset);
+      return planResult(r[0] === 1, r[3], r[4], 0, [r[1], r[2]]);
+    }
     const { suffixes, argv } = this.compile(plan.template);
     const n = suffixes.length;
-    const args: Arg[] = new Array(1 + n + 3 + argv.length);
+    const args: Arg[] = new Array(1 + n + 4);
     args[0] = n;
     const tag = `${this.prefix}{${plan.subject}}:`;
     for (let i = 0; i < n; i++) args[1 + i] = tag + suffixes[i];
@@ -72,16 +88,15 @@ export class RedisLimitStore implements LimitStore {
     args[a++] = peek;
     args[a++] = plan.cost;
     args[a++] = this.offset;
-    for (let i = 0; i < argv.length; i++) args[a++] = argv[i];
+    args[a] = argv;
     const r = await this.scripts.tollgatePlan(...(args as [number, ...Arg[]]));
     return planResult(r[0] === 1, r[3], r[1], r[2], r.slice(4));
   }
 
-  private compile(template: PlanTemplate): { suffixes: readonly string[]; argv: readonly string[] } {
+  private compile(template: PlanTemplate): { suffixes: readonly string[]; argv: string } {
     let c = this.compiled.get(template);
     if (c === undefined) {
-      const argv: string[] = [];
-      for (const k of template.counters) argv.push(k.spec, String(k.limit), String(k.windowMs === 0 ? k.anchor : k.windowMs));
+      const argv = template.counters.map((k) => `${k.spec}:${k.limit}:${k.windowMs === 0 ? k.anchor : k.windowMs}`).join('|');
       c = { suffixes: template.counters.map((k) => k.key), argv };
       this.compiled.set(template, c);
     }

@@ -8,7 +8,7 @@ import { sleep, waitFor } from '../support/processes';
 import { startPrometheus, type PrometheusAlert, type PrometheusServer } from '../support/prometheus';
 import { startRedis, type RedisServer } from '../support/redis';
 import { startUpstream, type Upstream } from '../support/upstream';
-import { HOUR_TIERS, createKey, get, writeTiers } from './fixtures';
+import { HOUR_TIERS, createKey, get, setHealth, writeTiers } from './fixtures';
 import { breakerState } from './probes';
 
 /*
@@ -38,6 +38,9 @@ let prometheus: PrometheusServer;
 let tiersFile: string;
 let job: string;
 
+/** An hour's window (nothing refills mid-test); free is refused outright in CRITICAL, as shipped. */
+const TIERS = { ...HOUR_TIERS, tiers: { ...HOUR_TIERS.tiers, free: { ...HOUR_TIERS.tiers.free, critical: 0 } } };
+
 /** The repository's rules with every `for:` set to FOR_S (and nothing else changed). */
 function renderedRules(): string {
   const file = loadRuleFile();
@@ -58,7 +61,7 @@ function renderedConfig(adminPort: number): string {
 
 beforeAll(async () => {
   [upstream, redis] = await Promise.all([startUpstream(), startRedis()]);
-  tiersFile = writeTiers(HOUR_TIERS);
+  tiersFile = writeTiers(TIERS);
   gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, TIERS_FILE: tiersFile, KEYS_FILE: '' } });
   prometheus = await startPrometheus({ config: renderedConfig(gw.adminPort), files: { 'alerts.yml': renderedRules() } });
   await waitFor('Prometheus to scrape the gateway', async () => (await prometheus.targets()).some((t) => t.health === 'up'), 15000, 200);
@@ -143,7 +146,7 @@ test('a bad tiers file and a reload → TollgateConfigRejected{file="tiers"} fir
     const [firing] = await alertsNamed('TollgateConfigRejected');
     expect(firing?.annotations.summary).toBe(`tollgate on 127.0.0.1:${gw.adminPort} rejected its tiers file`);
   } finally {
-    writeFileSync(tiersFile, JSON.stringify(HOUR_TIERS));
+    writeFileSync(tiersFile, JSON.stringify(TIERS));
   }
   expect((await httpRequest(`${gw.adminUrl}/admin/tiers/reload`, { method: 'POST' })).status).toBe(200);
   const fixedAt = await waitFor('last_reload_ok 1', async () => (await lastReloadOk()) === 1 && Date.now(), 5000, 50);
@@ -159,7 +162,31 @@ test('every runbook_url points at a heading of docs/runbook.md', () => {
   expect(missing).toEqual([]);
 });
 
-test('every metric an alert reads is exported by the live gateway, with the labels the alert matches on', async () => {
+test('CRITICAL pinned → TollgateNotNormal fires as a ticket and as a page, shed requests → TollgateShedding fires; unpinned → TollgateNotNormal resolved', async () => {
+  const free = await createKey(gw.adminUrl, 'free');
+  expect((await setHealth(gw.adminUrl, 'CRITICAL')).status).toBe(200);
+  try {
+    // Overloaded: free's critical limit is 0. Shed once, and again after a scrape: Prometheus'
+    // rate() cannot count the first sample of a new series, only increases after it.
+    expect((await get(gw.url, free.key)).status).toBe(503);
+    await sleep(2 * SCRAPE_S * 1000);
+    expect((await get(gw.url, free.key)).status).toBe(503);
+    const instance = `127.0.0.1:${gw.adminPort}`;
+    await alertReaches('TollgateNotNormal', 'pending', { instance, state: 'CRITICAL', severity: 'page' }, (SCRAPE_S + 2 * EVAL_S) * 1000 + SLACK_MS);
+    await alertReaches('TollgateNotNormal', 'firing', { instance, state: 'CRITICAL', severity: 'page' }, FIRING_WITHIN_MS + SLACK_MS);
+    await alertReaches('TollgateNotNormal', 'firing', { instance, state: 'CRITICAL', severity: 'ticket' }, 2 * EVAL_S * 1000 + SLACK_MS);
+    // One shed request keeps the 5-minute rate above 0 for 5 minutes: it fires after for:.
+    await alertReaches('TollgateShedding', 'firing', { job, severity: 'ticket' }, FIRING_WITHIN_MS + SLACK_MS);
+  } finally {
+    expect((await httpRequest(`${gw.adminUrl}/admin/health/override`, { method: 'DELETE' })).status).toBe(200);
+  }
+  await alertGone('TollgateNotNormal', {}, RESOLVED_WITHIN_MS + SLACK_MS);
+}, 60000);
+
+test('every metric an alert reads is exported by the live gateway, with the label values the alert matches on', async () => {
+  // An upstream failure, so the outcome TollgateUpstreamErrors counts exists.
+  const pro = await createKey(gw.adminUrl, 'pro');
+  expect((await get(`${gw.url}/reset`, pro.key)).status).toBe(502);
   const text = (await get(`${gw.adminUrl}/metrics`)).body;
   const samples = text.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
   const labelsOf = (name: string): Set<string> => {
@@ -178,11 +205,13 @@ test('every metric an alert reads is exported by the live gateway, with the labe
         problems.push(`${rule.alert}: ${name} is not on /metrics`);
         continue;
       }
-      // The label names it matches on exist; the values may not yet (outcome="overloaded",
-      // state="CRITICAL" appear only once shed or critical).
+      // The labels it matches on exist, and an equality matcher's value too (the test before
+      // shed requests, the 502 above is an upstream_error).
       for (const selector of rule.expr.matchAll(new RegExp(`\\b${name}\\{([^}]*)\\}`, 'g'))) {
-        for (const matcher of (selector[1] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!=|!~|=)/g)) {
-          if (!labels.has(matcher[1] ?? '')) problems.push(`${rule.alert}: ${name} has no label ${matcher[1] ?? ''}`);
+        for (const matcher of (selector[1] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!=|!~|=)\s*"([^"]*)"/g)) {
+          const [, label = '', op, value = ''] = matcher;
+          if (!labels.has(label)) problems.push(`${rule.alert}: ${name} has no label ${label}`);
+          else if (op === '=' && !samples.some((l) => l.startsWith(`${name}{`) && l.includes(`${label}="${value}"`))) problems.push(`${rule.alert}: no ${name} series with ${label}="${value}"`);
         }
       }
     }

@@ -292,6 +292,43 @@ describe('bad input: 400 with a reason, nothing changed', () => {
   });
 });
 
+describe('key changes reach every instance within 1 s', () => {
+  let b: GatewayProcess;
+  beforeAll(async () => {
+    b = await startGateway({
+      env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, KEYS_FILE: '', TIERS_FILE: writeTiers(TIERS), RATE_LIMIT_DRAFT_HEADERS: 'true' },
+    });
+  });
+  afterAll(async () => {
+    await b?.stop();
+  });
+
+  async function within1s(what: string, check: () => Promise<boolean>): Promise<void> {
+    const started = Date.now();
+    while (!(await check())) {
+      if (Date.now() - started > 1000) throw new Error(`${what}: not within 1 s`);
+      await sleep(25);
+    }
+  }
+
+  test('a quota top-up on one instance frees the denial another instance holds', async () => {
+    const k = await newKey({ tier: 'daily' });
+    for (let i = 0; i < 3; i++) expect((await get(b.url, k.key)).status).toBe(200);
+    expect((await get(b.url, k.key)).status).toBe(429); // b now holds this denial until 00:00 UTC
+    expect((await admin('POST', `/admin/keys/${k.id}/quota`, { add: 1 })).status).toBe(200);
+    await within1s('top-up seen by b', async () => (await get(b.url, k.key)).status === 200);
+  });
+
+  test('limits and expiry set on one instance are in force on the other', async () => {
+    const k = await newKey({ tier: 'free' });
+    expect((await get(b.url, k.key)).headers['x-ratelimit-limit']).toBe('20');
+    await admin('PATCH', `/admin/keys/${k.id}`, { limits: { burst: 30, quota: { limit: 100, period: 'day' } } });
+    await within1s('limits seen by b', async () => (await get(b.url, k.key)).headers['x-quota-limit'] === '100');
+    await admin('PATCH', `/admin/keys/${k.id}`, { expiresAt: new Date(Date.now() - 1000).toISOString() });
+    await within1s('expiry seen by b', async () => (await get(b.url, k.key)).status === 401);
+  });
+});
+
 describe('a reload that removes a window or the quota keeps the counts of the others', () => {
   let g: GatewayProcess;
   let file: string;
