@@ -262,7 +262,7 @@ async function runMode(ctx, scenario, modeName) {
       // the machine's 1/5/15-minute load averages: the figures mean less on a busy machine
       loadavg: { before: loadavgBefore, after: os.loadavg().map((x) => +x.toFixed(2)) },
       otherStatuses: load.otherStatuses,
-      upstream: upstream.samples.map(({ t, busy, queued, queueMax, served, dropped, latencyMs }) => ({ t: +t.toFixed(2), busy, queued, queueMax, served, dropped, latencyMs })),
+      upstream: upstream.samples.map(({ t, busy, queued, queueMax, served, dropped, latencyMs, lagMaxMs }) => ({ t: +t.toFixed(2), busy, queued, queueMax, served, dropped, latencyMs, lagMaxMs })),
       polls: polls.map((p) => ({ ...p, t: +p.t.toFixed(2) })),
       gatewayMetrics: metricLines(metrics.text || ''),
     };

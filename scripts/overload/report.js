@@ -88,7 +88,10 @@ function transitionsText(report) {
     const list = run.result.transitions.map((t) => `${t.t.toFixed(1)} s ${t.from}→${t.to}${t.by === 'operator' ? ' (operator)' : ''}`).join(', ') || 'none';
     const ops = (run.operator || []).map((o) => `${o.t.toFixed(1)} s PUT ${o.status} (${o.code})`).join(', ');
     const load = run.loadavg ? `; machine load average ${run.loadavg.before[0]} → ${run.loadavg.after[0]}` : '';
-    out.push(`- **${run.mode}**: ${list}${ops ? `; operator: ${ops}` : ''}; gateway reported mode \`${run.gatewayMode ?? '?'}\`${load}`);
+    const lags = (run.upstream || []).map((u) => u.lagMaxMs).filter((x) => typeof x === 'number');
+    const starved = lags.filter((x) => x >= 50).length;
+    const upstreamLag = lags.length ? `; upstream event-loop lag max ${Math.max(...lags)} ms, ≥ 50 ms in ${starved} of ${lags.length} s` : '';
+    out.push(`- **${run.mode}**: ${list}${ops ? `; operator: ${ops}` : ''}; gateway reported mode \`${run.gatewayMode ?? '?'}\`${load}${upstreamLag}`);
   }
   return out.join('\n');
 }
