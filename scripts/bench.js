@@ -49,6 +49,8 @@
  *                       "× tollgate" in the log is its median per-round ratio to plain tollgate
  *   --tollgate-env K=V  extra setting for the gateway, repeatable (e.g. WORKERS=2); the
  *                       gateway's settings are otherwise never inherited from the shell
+ *   --path P            the request path of every system's load (default /), e.g. one
+ *                       that only the last of 100 routes matches (docs/routes.md)
  *
  * Everything (upstream, Redis, each system under test) runs as its own child process on
  * free loopback ports; each system is started fresh for each run after a Redis FLUSHALL,
@@ -87,7 +89,7 @@ function parseArgs(argv) {
     quick: false, duration: null, warmup: null, rounds: null, connections: 50, threads: 1, loadgen: null,
     systems: DEFAULT_SYSTEMS.slice(), scenarios: LOAD_SCENARIOS.concat('latency'),
     latencyFactor: 0.6, latencyRate: null, latencyRounds: null, latencyDuration: null, nodeUpstream: false, build: false,
-    out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {}, variants: {},
+    out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {}, variants: {}, path: '/',
   };
   const need = (i) => {
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
@@ -139,6 +141,11 @@ function parseArgs(argv) {
         i++;
         break;
       }
+      case '--path':
+        o.path = need(i);
+        if (!/^\/[\x21-\x7e]*$/.test(o.path)) throw new Error('--path: expected a path starting with /');
+        i++;
+        break;
       case '--tollgate-env': {
         const m = /^([A-Z0-9_]+)=(.*)$/s.exec(need(i));
         if (!m) throw new Error('--tollgate-env: expected NAME=value');
@@ -636,7 +643,7 @@ function runProcess(name, cmd, args, timeoutMs, onLine) {
  */
 async function closedLoop(ctx, port, headers, keys, measure) {
   const { opts, tmp } = ctx;
-  const url = `http://127.0.0.1:${port}/`;
+  const url = `http://127.0.0.1:${port}${opts.path}`;
   if (ctx.loadgen === 'wrk') {
     const script = wrkScript(tmp, keys);
     const args = (d) => ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${d}s`, '--timeout', '5s', '-s', script,
@@ -693,10 +700,10 @@ function expectedStatus(system, scenario) {
   return scenario === 'rejected' ? 429 : 200;
 }
 
-async function prime(port, headers, n) {
+async function prime(port, headers, n, requestPath = '/') {
   const out = {};
   for (let i = 0; i < n; i++) {
-    const r = await httpGet(port, '/', headers, 3000);
+    const r = await httpGet(port, requestPath, headers, 3000);
     const k = r.status || `error:${r.error}`;
     out[k] = (out[k] || 0) + 1;
   }
@@ -724,7 +731,7 @@ async function runOne(ctx, system, scenario, durationS) {
     row.startMs = Date.now() - t0;
     // sanity probe (and for `rejected`: use the limit-1 key up before any measurement)
     const primeHeaders = keys ? { 'x-api-key': keys[0] } : headers;
-    row.probeStatuses = await prime(sys.port, primeHeaders, scenario === 'rejected' ? 3 : 1);
+    row.probeStatuses = await prime(sys.port, primeHeaders, scenario === 'rejected' ? 3 : 1, ctx.opts.path);
 
     const snap = {};
     const measure = {
@@ -760,7 +767,7 @@ async function runOne(ctx, system, scenario, durationS) {
     let load;
     if (latency) {
       const d = durationS || opts.duration;
-      const cfgL = { url: `http://127.0.0.1:${sys.port}/`, rate: ctx.latencyRate, duration: d, warmup: opts.warmup, connections: opts.connections, headers };
+      const cfgL = { url: `http://127.0.0.1:${sys.port}${opts.path}`, rate: ctx.latencyRate, duration: d, warmup: opts.warmup, connections: opts.connections, headers };
       load = await runNodeLoad(ctx, 'paced-load.js', cfgL, measure, opts.warmup + d + 40);
     } else {
       load = await closedLoop(ctx, sys.port, headers, keys, measure);

@@ -5,14 +5,17 @@
 // redis-server, an echo upstream and the built gateway (dist/main.js) on free ports,
 // sends --requests requests over --keys rotating API keys with autocannon, prints the
 // gateway's resident memory (RSS) after every --every requests, and a summary line
-// comparing the RSS after the first --every requests with the RSS at the end.
+// comparing the RSS after the first --every requests with the RSS at the end. It also
+// counts the gateway's access-log lines (ACCESS_LOG, SPEC §10) and, after stopping the
+// gateway with SIGTERM, compares them with the responses received: a line lost (on the
+// way out or at shutdown) makes the run fail.
 //
 //   npm run build && node scripts/soak.js [--requests 1000000] [--keys 1000] [--connections 50]
 //                                          [--every 100000] [--tier enterprise]
 //
 // Not part of `npm test`: a million requests take minutes. Needs redis-server on the PATH.
 // Exit 0 when the run completed (the figures are for a human to judge), 1 when something
-// failed to start or the gateway died, 2 for bad arguments.
+// failed to start, the gateway died or an access-log line is missing, 2 for bad arguments.
 
 const { spawn } = require('node:child_process');
 const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
@@ -112,18 +115,39 @@ function httpGet(url) {
   });
 }
 
-/** A child whose output is kept (the last 200 lines) for when something goes wrong. */
+const ACCESS_MARK = '"access":true';
+
+/**
+ * A child whose output is kept (the last 200 lines other than access-log lines) for when
+ * something goes wrong; `child.accessLines()` counts the access-log lines on its stdout
+ * (whole lines only: a line split across two chunks is counted once it is complete).
+ */
 function spawnKept(name, command, args, options) {
   const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail = [];
+  let accessLines = 0;
+  let partial = '';
   const keep = (chunk) => {
     for (const line of chunk.toString().split('\n')) if (line) tail.push(line);
     if (tail.length > 200) tail.splice(0, tail.length - 200);
   };
-  child.stdout.on('data', keep);
+  const keepStdout = (chunk) => {
+    const text = partial + chunk.toString();
+    const end = text.lastIndexOf('\n');
+    partial = end === -1 ? text : text.slice(end + 1);
+    if (end === -1) return;
+    for (const line of text.slice(0, end).split('\n')) {
+      if (line.includes(ACCESS_MARK)) accessLines += 1;
+      else if (line) tail.push(line);
+    }
+    if (tail.length > 200) tail.splice(0, tail.length - 200);
+  };
+  child.accessLines = () => accessLines;
+  child.stdout.on('data', keepStdout);
   child.stderr.on('data', keep);
   child.on('error', (err) => tail.push(`[soak] could not run ${command}: ${err.message}`));
-  child.exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  // 'close', not 'exit': the child's stdout may still hold output when it exits.
+  child.exited = new Promise((r) => child.once('close', (code, signal) => r({ code, signal })));
   child.tailText = () => `--- last output of ${name} ---\n${tail.join('\n')}`;
   return child;
 }
@@ -267,6 +291,13 @@ async function main() {
     const growth = ((last.rss - first.rss) / first.rss) * 100;
     log(`soak: statuses ${JSON.stringify(statuses)}, connection errors ${errors}, timeouts ${timeouts}, ${seconds.toFixed(0)} s (${Math.round(sent / seconds)} req/s)`);
     log(`soak summary: RSS ${mb(first.rss)} at ${first.requests} requests → ${mb(last.rss)} at ${last.requests} requests: ${growth >= 0 ? '+' : ''}${growth.toFixed(1)}%`);
+    // Every response has its access-log line once the gateway has stopped (SIGTERM drains
+    // and flushes): the soak's responses, plus the probe request.
+    await stopChild(gateway);
+    const responses = Object.values(statuses).reduce((a, b) => a + b, 0) + 1;
+    const lines = gateway.accessLines();
+    log(`soak access log: ${lines} lines for ${responses} responses${lines === responses ? ', none lost' : `: ${responses - lines} missing`} (exit ${gateway.exitCode})`);
+    if (lines !== responses) process.exitCode = 1;
   } catch (err) {
     process.stderr.write(`soak: ${err.message}\n`);
     process.exitCode = 1;

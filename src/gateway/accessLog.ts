@@ -32,22 +32,25 @@ export class AccessLog {
     if (ctx.logged) return;
     ctx.logged = true;
     if (status < 400 && status >= 200 && this.opts.sample < 1 && this.random() >= this.opts.sample) return;
-    const line = JSON.stringify({
-      time: new Date().toISOString(),
-      access: true,
-      requestId: ctx.id,
-      method,
-      path: pathOf(url),
-      status,
-      route: ctx.route.name === '' ? null : ctx.route.name,
-      tier: ctx.tier,
-      keyId: ctx.keyId,
-      clientIp: ctx.ip,
-      durationMs: ms(performance.now() - ctx.started),
-      upstreamMs: ctx.upstreamMs < 0 ? null : ms(ctx.upstreamMs),
-      outcome,
-      ...(ctx.shadowRefused === null ? {} : { shadowRefused: ctx.shadowRefused }),
-    });
-    this.opts.write(line + '\n');
+    // Built by hand in a fixed order (JSON.stringify of an object measured twice the cost);
+    // every string a client can influence (method, path, request id) goes through
+    // JSON.stringify for its escaping; the rest are ours (ids, tier and route names, numbers).
+    const route = ctx.route.name === '' ? 'null' : JSON.stringify(ctx.route.name);
+    const upstreamMs = ctx.upstreamMs < 0 ? 'null' : String(ms(ctx.upstreamMs));
+    const shadow = ctx.shadowRefused === null ? '' : `,"shadowRefused":"${ctx.shadowRefused}"`;
+    this.opts.write(`{"time":"${isoNow()}","access":true,"requestId":${JSON.stringify(ctx.id)},"method":${JSON.stringify(method)},"path":${JSON.stringify(pathOf(url))},"status":${status},"route":${route},"tier":${JSON.stringify(ctx.tier)},"keyId":${ctx.keyId === null ? 'null' : JSON.stringify(ctx.keyId)},"clientIp":${JSON.stringify(ctx.ip)},"durationMs":${ms(performance.now() - ctx.started)},"upstreamMs":${upstreamMs},"outcome":"${outcome}"${shadow}}\n`);
   }
+}
+
+let lastMs = 0;
+let lastIso = '';
+
+/** The ISO-8601 time now, made once per millisecond (several requests end in the same one under load). */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastIso = new Date(now).toISOString();
+  }
+  return lastIso;
 }

@@ -1,9 +1,12 @@
 // The Grafana dashboard against a live gateway's /metrics: every series its queries read
 // exists, with the labels the queries match and group on; and the output is well formed
 // (SPEC §5): every tollgate_* family has HELP and TYPE, label values are bounded (tier,
-// outcome, state, le, file, result) and never hold an API key, an IP address or a path; and
+// outcome, state, le, file, result, counter, policy) and never hold an API key, an IP address or a path; and
 // `promtool check metrics` passes (promtool is required).
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { requireBinary } from '../support/binaries';
 import { startGateway, type GatewayProcess } from '../support/gateway';
 import { httpRequest, type HttpResult } from '../support/http';
@@ -34,8 +37,11 @@ beforeAll(async () => {
   upstream = await startUpstream();
   // Memory store, shipped tiers and demo keys. TRUST_PROXY so a forwarded client address is
   // in play; INVALID_KEY_LIMIT=2 so two bad keys produce a block (and the blocked series).
+  // One route in shadow mode (SPEC §10), so the shadow panel's series exists.
+  const routesFile = join(mkdtempSync(join(tmpdir(), 'tollgate-live-dash-')), 'routes.json');
+  writeFileSync(routesFile, JSON.stringify({ routes: [{ name: 'shadowed', match: { path: '/live-dashboard/shadowed' }, mode: 'shadow' }] }));
   gateway = await startGateway({
-    env: { UPSTREAM_URL: upstream.url, TRUST_PROXY: '127.0.0.1/32', INVALID_KEY_LIMIT: '2' },
+    env: { UPSTREAM_URL: upstream.url, TRUST_PROXY: '127.0.0.1/32', INVALID_KEY_LIMIT: '2', ROUTES_FILE: routesFile },
   });
 
   const statuses: number[] = [];
@@ -49,6 +55,8 @@ beforeAll(async () => {
   statuses.push((await httpRequest(`${gw().url}/reset`, { headers: { 'x-api-key': PRO } })).status);
   expect(statuses).toEqual([200, 401, 401, 401, 403, 502]);
   expect(free).toEqual([...Array<number>(20).fill(200), 429]);
+  // Over its limit on the shadow route: proxied, counted as a would-be refusal.
+  expect((await httpRequest(`${gw().url}/live-dashboard/shadowed`, { headers: { 'x-api-key': FREE } })).status).toBe(200);
   // CRITICAL pinned: free's limit is 0, so it is shed (outcome overloaded); the pin and its
   // removal are transitions (the health panels read both).
   const json = { 'content-type': 'application/json' };
@@ -180,19 +188,21 @@ describe('the Grafana dashboard against a live /metrics', () => {
       blocked: count('none', 'blocked'),
       proUpstreamError: count('pro', 'upstream_error'),
       freeOverloaded: count('free', 'overloaded'),
-    }).toEqual({ proAllowed: 1, freeAllowed: 20, freeLimited: 1, unauthorized: 3, blocked: 1, proUpstreamError: 1, freeOverloaded: 1 });
+    // freeAllowed: 20 within the limit, and the shadow route's would-be refusal (proxied).
+    }).toEqual({ proAllowed: 1, freeAllowed: 21, freeLimited: 1, unauthorized: 3, blocked: 1, proUpstreamError: 1, freeOverloaded: 1 });
     const gauge = (name: string, labels: Record<string, string> = {}): number | undefined =>
       live.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
     expect(gauge('tollgate_blocked_ips')).toBe(1);
     expect(gauge('tollgate_health_state', { state: 'NORMAL' })).toBe(1);
     expect(gauge('tollgate_health_state', { state: 'DEGRADED' })).toBe(0);
     expect(gauge('tollgate_store_breaker_state', { state: 'closed' })).toBe(1);
-    // 21 allowed requests got a response head from the upstream (the reset one did not);
-    // every one of the 28 was timed; 23 reached the limiter (not the 401s, the 403, nor the
-    // request shed in CRITICAL, which is refused before the store is asked).
-    expect(gauge('tollgate_upstream_duration_seconds_count')).toBe(21);
-    expect(gauge('tollgate_request_duration_seconds_count')).toBe(28);
-    expect(gauge('tollgate_limiter_duration_seconds_count')).toBe(23);
+    // 22 proxied requests got a response head from the upstream (21 allowed, 1 let through by
+    // shadow mode; the reset one did not); every one of the 29 was timed; 24 reached the
+    // limiter (not the 401s, the 403, nor the request shed in CRITICAL, which is refused
+    // before the store is asked).
+    expect(gauge('tollgate_upstream_duration_seconds_count')).toBe(22);
+    expect(gauge('tollgate_request_duration_seconds_count')).toBe(29);
+    expect(gauge('tollgate_limiter_duration_seconds_count')).toBe(24);
   });
 });
 
@@ -222,6 +232,7 @@ describe('the live /metrics output (SPEC §5)', () => {
       cause: /^(auto|override|expiry)$/,
       result: /^(ok|rejected)$/,
       counter: /^(rate|window|quota|route)$/,
+      policy: /^(rate|window|quota|route)$/,
       le: /^(\+Inf|\d+(\.\d+)?(e[-+]?\d+)?)$/,
     };
     const problems: string[] = [];

@@ -27,6 +27,8 @@ const SPEC_METRICS = [
   'tollgate_concurrency_limit',
   // SPEC §9 (issue 13: refusals by tier and counter)
   'tollgate_limit_refusals_total',
+  // SPEC §10 (issue 14: would-be refusals in shadow mode)
+  'tollgate_shadow_refusals_total',
   // SPEC §12
   'tollgate_config_reloads_total',
   'tollgate_config_last_reload_ok',
@@ -70,6 +72,8 @@ describe('Grafana dashboard', () => {
     expect(find((e) => /tollgate_concurrency_limit/.test(e))).toBeDefined();
     // SPEC §9: refusals by tier and by the counter that refused.
     expect(find((e) => /tollgate_limit_refusals_total/.test(e) && /by \(tier, counter\)/.test(e))).toBeDefined();
+    // SPEC §10: what shadow mode let through, read while rolling out (docs/routes.md).
+    expect(find((e) => /tollgate_shadow_refusals_total/.test(e) && /by \(tier, policy\)/.test(e))).toBeDefined();
     for (const histogram of ['tollgate_limiter_duration_seconds', 'tollgate_upstream_duration_seconds']) {
       for (const q of ['0.5', '0.99']) {
         const pattern = new RegExp(`histogram_quantile\\(${q.replace('.', '\\.')},.*${histogram}_bucket`);

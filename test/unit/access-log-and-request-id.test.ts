@@ -1,0 +1,74 @@
+import { AccessLog } from '../../src/gateway/accessLog';
+import { RequestContext } from '../../src/gateway/requestContext';
+import { RequestIds, isValidRequestId } from '../../src/gateway/requestId';
+import { RouteMatcher } from '../../src/routes/matcher';
+import { parseRoutes } from '../../src/routes/routes';
+
+function collect(sample = 1, random = () => 0.5): { log: AccessLog; lines: string[] } {
+  const lines: string[] = [];
+  return { log: new AccessLog({ write: (l) => lines.push(l), sample, random }), lines };
+}
+
+describe('access log lines', () => {
+  test('one JSON line with the SPEC §10 fields, no query, escaped client strings', () => {
+    const { log, lines } = collect();
+    const ctx = new RequestContext('id-"quoted"\\', performance.now() - 5);
+    ctx.ip = '203.0.113.7';
+    ctx.tier = 'pro';
+    ctx.keyId = 'k_1';
+    ctx.upstreamMs = 1.23456;
+    const parsed = parseRoutes({ routes: [{ name: 'search', match: { path: '/v1/search*' } }] }, new Set(['pro']));
+    if (!parsed.ok) throw new Error(parsed.reasons.join());
+    ctx.route = new RouteMatcher(parsed.routes).match('GET', '/v1/search');
+    log.write(ctx, 'GET', '/v1/search/"x"?api_key=secret&q=1', 200, 'allowed');
+    log.write(ctx, 'GET', '/again', 200, 'allowed');
+    expect(lines).toHaveLength(1);
+    expect(lines[0].endsWith('\n')).toBe(true);
+    const line = JSON.parse(lines[0]) as Record<string, unknown>;
+    expect(line).toMatchObject({
+      access: true, requestId: 'id-"quoted"\\', method: 'GET', path: '/v1/search/"x"', status: 200, route: 'search',
+      tier: 'pro', keyId: 'k_1', clientIp: '203.0.113.7', upstreamMs: 1.235, outcome: 'allowed',
+    });
+    expect(typeof line.durationMs).toBe('number');
+    expect(Number.isNaN(Date.parse(String(line.time)))).toBe(false);
+    expect(lines[0]).not.toContain('secret');
+  });
+
+  test('no route, no key, not proxied: nulls; a shadow refusal is marked', () => {
+    const { log, lines } = collect();
+    const ctx = new RequestContext('r1', performance.now());
+    ctx.shadowRefused = 'rate';
+    log.write(ctx, 'POST', '/x', 401, 'unauthorized');
+    expect(JSON.parse(lines[0])).toMatchObject({ route: null, keyId: null, upstreamMs: null, tier: 'none', shadowRefused: 'rate' });
+  });
+
+  test('ACCESS_LOG_SAMPLE drops only 2xx/3xx lines', () => {
+    const { log, lines } = collect(0.25, () => 0.5);
+    for (const status of [200, 204, 301, 101, 401, 429, 499, 502]) log.write(new RequestContext(`s${status}`, 0), 'GET', '/', status, 'x');
+    expect(lines.map((l) => (JSON.parse(l) as { status: number }).status)).toEqual([101, 401, 429, 499, 502]);
+    const kept = collect(0.25, () => 0.1);
+    kept.log.write(new RequestContext('k', 0), 'GET', '/', 200, 'allowed');
+    expect(kept.lines).toHaveLength(1);
+  });
+});
+
+describe('request ids', () => {
+  test('a client id of 1-128 visible ASCII is kept; anything else is replaced', () => {
+    const ids = new RequestIds(Buffer.alloc(9, 1));
+    expect(ids.of('abc-123')).toBe('abc-123');
+    expect(ids.of('x'.repeat(128))).toBe('x'.repeat(128));
+    for (const bad of [undefined, '', 'x'.repeat(129), 'a b', 'tab\there', 'ümlaut', ['a', 'b']]) {
+      expect(ids.of(bad)).toMatch(/^AQEBAQEBAQEB-[0-9a-z]+$/);
+    }
+    expect(isValidRequestId('~!')).toBe(true);
+  });
+
+  test('made ids are unique within a process and differ between processes', () => {
+    const a = new RequestIds();
+    const b = new RequestIds();
+    const seen = new Set<string>();
+    for (let i = 0; i < 10000; i++) seen.add(a.next());
+    expect(seen.size).toBe(10000);
+    expect(a.next().slice(0, 12)).not.toBe(b.next().slice(0, 12));
+  });
+});
