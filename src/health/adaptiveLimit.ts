@@ -6,7 +6,10 @@
  * with the headroom √limit so the limit keeps probing upward:
  * - from Gradient2: a `tolerance` (latency may reach tolerance × baseline before the limit
  *   shrinks), the gradient clamped to [0.5, 1], and no growth while the upstream is
- *   app-limited (fewer than half the slots used: a limit that was never tested is not raised);
+ *   app-limited (fewer than half the slots used: a limit that was never tested is not raised
+ *   past the initial one, to which a limit lowered by a fault returns once the latency is fine);
+ * - ours: one slow window (250 ms) shrinks nothing, two in a row do, so a GC pause or a
+ *   noisy neighbour does not refuse requests in a healthy second;
  * - from Envoy: the baseline is a near-minimum latency, not a long average, so a sustained
  *   fault does not raise it (`LatencyBaseline`);
  * - ours: when the latency is over tolerance, the gradient is applied to the concurrency the
@@ -38,6 +41,16 @@ export interface LatencyWindow {
   readonly samples: number;
   /** The most requests of the higher priorities in flight at once; null when no request of the lowest priority came. */
   readonly peakHigh: number | null;
+  /** Windows in a row, this one included, whose latency was over tolerance × baseline. */
+  readonly slowWindows: number;
+}
+
+/** A single slow window (a GC pause, a noisy neighbour) shrinks nothing: two in a row do. */
+export const SLOW_WINDOWS_TO_SHRINK = 2;
+
+/** Whether a window's latency is over tolerance × baseline (the caller counts them in a row). */
+export function isSlow(latencyMs: number, baselineMs: number, tolerance: number): boolean {
+  return baselineMs > 0 && latencyMs > tolerance * baselineMs;
 }
 
 /** Pure: the next limit (a whole number within [min, max]). */
@@ -46,9 +59,13 @@ export function nextLimit(limit: number, w: LatencyWindow, s: AdaptiveSettings, 
   const gradient = Math.min(1, Math.max(0.5, (s.tolerance * w.baselineMs) / w.latencyMs));
   let next: number;
   if (gradient < 1) {
-    next = Math.min(limit, w.peakInflight) * gradient + Math.sqrt(limit);
+    next = w.slowWindows >= SLOW_WINDOWS_TO_SHRINK ? Math.min(limit, w.peakInflight) * gradient + Math.sqrt(limit) : limit;
   } else if (w.peakInflight >= limit / 2) {
-    next = limit + Math.sqrt(limit);
+    next = limit + Math.sqrt(limit); // the slots are used: probe upward
+  } else if (limit < s.initial) {
+    // After a fault, back to the initial limit even while idle, so that the first burst
+    // of a quiet period is not refused.
+    next = Math.min(limit + Math.sqrt(limit), s.initial);
   } else {
     next = limit;
   }
