@@ -198,6 +198,7 @@ async function runMode(ctx, scenario, modeName) {
     const first = await P.httpJson(admin, 'GET', '/admin/health');
     const gatewayMode = first.body && first.body.mode ? first.body.mode : first.status === 200 ? 'manual (no mode field)' : null;
 
+    const loadavgBefore = os.loadavg().map((x) => +x.toFixed(2));
     const maxSeconds = tl.duration + tl.recoveryWait + 1;
     log(`${tag}: load for ${tl.duration} s${tl.recoveryWait ? ` (+ up to ${tl.recoveryWait} s until NORMAL)` : ''}`);
     const load = startLoad({ url: `http://127.0.0.1:${proxy}`, groups: plan.GROUPS, timeoutMs: TIMEOUT_MS, seconds: maxSeconds });
@@ -252,10 +253,12 @@ async function runMode(ctx, scenario, modeName) {
     const metrics = await P.httpJson(admin, 'GET', '/metrics', undefined, 5000);
     const result = analyzeRun({
       groups: plan.GROUPS, buckets: load.buckets, latencies: load.latencies, polls, faults: tl.faults, phases: tl.phases,
-      dwell: o.p.dwell, seconds, upstream: upstream.samples,
+      dwell: o.p.dwell, seconds, upstream: upstream.samples, operator,
     });
     return {
       mode: modeName, what: mode.what, gatewayEnv: mode.env, gatewayMode, seconds, operator, result, targets: targetsOf(scenario, result),
+      // the machine's 1/5/15-minute load averages: the figures mean less on a busy machine
+      loadavg: { before: loadavgBefore, after: os.loadavg().map((x) => +x.toFixed(2)) },
       otherStatuses: load.otherStatuses,
       upstream: upstream.samples.map(({ t, busy, queued, queueMax, served, dropped, latencyMs }) => ({ t: +t.toFixed(2), busy, queued, queueMax, served, dropped, latencyMs })),
       polls: polls.map((p) => ({ ...p, t: +p.t.toFixed(2) })),

@@ -52,9 +52,13 @@ export interface AppOptions {
   readonly metricsOverride?: () => Promise<{ contentType: string; body: string }>;
   /** Also required for /readyz (the primary waits for its workers to listen). */
   readonly readyCheck?: () => boolean;
-  /** A reload succeeded here (the primary tells its workers to reload too). */
+  /**
+   * A tiers reload was tried here, whatever its result: the primary tells its workers to
+   * reload too, so each records its own result in the reload metrics its /metrics aggregates
+   * (a rejection the primary kept to itself would never reach TollgateConfigRejected).
+   */
   readonly onTiersReloaded?: (actor: string) => void;
-  /** A routes reload succeeded here (the primary tells its workers to reload too). */
+  /** The same for a routes reload. */
   readonly onRoutesReloaded?: (actor: string) => void;
 }
 
@@ -108,7 +112,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     log,
     onReload: (ok, actor) => {
       metrics.configReload('routes', ok);
-      if (ok) options.onRoutesReloaded?.(actor);
+      options.onRoutesReloaded?.(actor);
     },
   });
   const routesResult = await routes.load();
@@ -263,6 +267,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     metrics.configReload('tiers', r.ok);
     if (!r.ok) {
       audit(log, 'tiers.rejected', { reasons: r.reasons, actor });
+      options.onTiersReloaded?.(actor);
       return r;
     }
     applyTiers(r.tiers);

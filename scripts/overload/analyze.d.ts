@@ -13,6 +13,8 @@ export interface Transition {
   t: number;
   from: State;
   to: State;
+  /** analyzeRun only: who made it (an operator's PUT shortly before it, or the gateway) */
+  by?: 'operator' | 'gateway';
 }
 
 export interface Group {
@@ -58,6 +60,7 @@ export interface RunInput {
   dwell: number;
   seconds: number;
   upstream?: Array<{ t: number; queueMax: number }>;
+  operator?: Array<{ t: number; status: State }>;
 }
 
 export interface RunResult {
@@ -92,6 +95,7 @@ export interface Target {
 
 export declare function targetsOf(scenario: string, result: RunResult): Target[];
 export declare function analyzeRun(run: RunInput): RunResult;
+export declare function attribute(transitions: Transition[], operator: Array<{ t: number; status: State }>): Transition[];
 export declare function transitionsOf(polls: Poll[], field?: 'status' | 'automatic'): Transition[];
 export declare function flapsOf(transitions: Transition[], dwell: number): number;
 export declare function detectOf(polls: Poll[], faults: Array<[number, number]>, field?: 'status' | 'automatic'): number | null;

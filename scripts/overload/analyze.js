@@ -10,7 +10,8 @@
 // - time to recover: last fault end → the first poll from which the state stays NORMAL to
 //   the end of the run (null when it is not NORMAL at the end).
 // - transition: a change of the state in force between two polls; a flap is a transition
-//   that the next transition undoes (back to the state it left) within `dwell` seconds.
+//   that the next transition undoes (back to the state it left) within `dwell` seconds,
+//   counted over the gateway's own transitions (an operator's PUT is not a flap).
 // - shed precision: share of the 503 `overloaded` refusals that hit free or above-contract
 //   requests.
 
@@ -47,6 +48,19 @@ function transitionsOf(polls, field = 'status') {
     prev = s;
   }
   return out;
+}
+
+/**
+ * Marks each transition `by: 'operator'` when an operator's PUT of that state came shortly
+ * before it (within OPERATOR_LAG_S: the poll interval plus the gateway's own delay), else
+ * `by: 'gateway'`. Flaps are the gateway's: an operator who switches back is not one.
+ */
+const OPERATOR_LAG_S = 2;
+function attribute(transitions, operator) {
+  return transitions.map((x) => ({
+    ...x,
+    by: operator.some((o) => o.status === x.to && o.t <= x.t && x.t - o.t <= OPERATOR_LAG_S) ? 'operator' : 'gateway',
+  }));
 }
 
 /** Transitions undone by the next one within `dwell` seconds. */
@@ -110,7 +124,7 @@ function analyzeRun(run) {
   const refusals = groups.reduce((acc, g) => acc + (all[g.name].overloaded || 0), 0);
   const wellAimed = groups.filter((g) => g.contract !== 'within').reduce((acc, g) => acc + (all[g.name].overloaded || 0), 0);
 
-  const transitions = transitionsOf(polls);
+  const transitions = attribute(transitionsOf(polls), run.operator || []);
   const autoTransitions = transitionsOf(polls, 'automatic');
   const recovery = recoverOf(polls, faults);
   const autoRecovery = recoverOf(polls, faults, 'automatic');
@@ -121,7 +135,7 @@ function analyzeRun(run) {
     recovered: recovery.recovered,
     transitions,
     transitionCount: transitions.length,
-    flaps: flapsOf(transitions, dwell),
+    flaps: flapsOf(transitions.filter((x) => x.by === 'gateway'), dwell),
     automatic: {
       detectSeconds: detectOf(polls, faults, 'automatic'),
       recoverSeconds: autoRecovery.seconds,
@@ -190,4 +204,4 @@ function targetsOf(scenario, r) {
   return t;
 }
 
-module.exports = { analyzeRun, targetsOf, transitionsOf, flapsOf, detectOf, recoverOf, percentile };
+module.exports = { analyzeRun, targetsOf, attribute, transitionsOf, flapsOf, detectOf, recoverOf, percentile };

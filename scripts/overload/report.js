@@ -85,9 +85,10 @@ function transitionsText(report) {
   const out = [];
   for (const run of report.runs) {
     if (run.error) continue;
-    const list = run.result.transitions.map((t) => `${t.t.toFixed(1)} s ${t.from}→${t.to}`).join(', ') || 'none';
+    const list = run.result.transitions.map((t) => `${t.t.toFixed(1)} s ${t.from}→${t.to}${t.by === 'operator' ? ' (operator)' : ''}`).join(', ') || 'none';
     const ops = (run.operator || []).map((o) => `${o.t.toFixed(1)} s PUT ${o.status} (${o.code})`).join(', ');
-    out.push(`- **${run.mode}**: ${list}${ops ? `; operator: ${ops}` : ''}; gateway reported mode \`${run.gatewayMode ?? '?'}\``);
+    const load = run.loadavg ? `; machine load average ${run.loadavg.before[0]} → ${run.loadavg.after[0]}` : '';
+    out.push(`- **${run.mode}**: ${list}${ops ? `; operator: ${ops}` : ''}; gateway reported mode \`${run.gatewayMode ?? '?'}\`${load}`);
   }
   return out.join('\n');
 }

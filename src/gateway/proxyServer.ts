@@ -145,6 +145,10 @@ function secureH2(opts: ProxyListenerOptions, tls: NonNullable<ProxyListenerOpti
     key: tls.pair.key,
     minVersion: tls.minVersion,
     allowHTTP1: true,
+    // Nagle's algorithm off on every connection, as node:http and node:https do by default
+    // (node:http2's server leaves it on): a response written in two pieces must not wait
+    // for the client's delayed ACK.
+    noDelay: true,
     maxSessionMemory: H2_MAX_SESSION_MEMORY_MB,
     settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, maxHeaderListSize: H2_MAX_HEADER_LIST_SIZE },
   });

@@ -108,8 +108,9 @@ export class HealthController {
     if (this.guard === null) return;
     const q = this.recorder.takeQuarter();
     const t = this.deps.tunables;
+    const { peak, peakHigh, sawLowest } = this.guard.takePeak();
     this.limit = nextLimit(this.limit, {
-      latencyMs: q.latencyMs, baselineMs: this.baseline.ms, peakInflight: this.guard.takePeak(), samples: q.responses,
+      latencyMs: q.latencyMs, baselineMs: this.baseline.ms, peakInflight: peak, samples: q.responses, peakHigh: sawLowest ? peakHigh : null,
     }, { initial: t.concurrencyInitial, min: t.concurrencyMin, max: t.concurrencyMax, tolerance: t.concurrencyTolerance }, Math.max(3, Math.ceil(t.minSamples / 4)));
   }
 

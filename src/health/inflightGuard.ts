@@ -27,12 +27,15 @@ export class InflightGuard {
   private rejected = 0;
   private admitted = 0;
   private peak = 0;
+  private peakHigh = 0;
+  private sawLowest = false;
 
   /** `limit()` is read on every admission: a fixed number, or the adaptive limit's current value. */
   constructor(private readonly limit: () => number) {}
 
   /** Takes a slot, or returns false (counted as a rejection). Pair every true with `release`. */
   tryAcquire(isLowest: boolean): boolean {
+    if (isLowest) this.sawLowest = true;
     if (!admits(this.limit(), this.inflight, this.lowestInflight, isLowest)) {
       this.rejected += 1;
       return false;
@@ -41,6 +44,7 @@ export class InflightGuard {
     this.admitted += 1;
     if (this.inflight > this.peak) this.peak = this.inflight;
     if (isLowest) this.lowestInflight += 1;
+    else if (this.inflight - this.lowestInflight > this.peakHigh) this.peakHigh = this.inflight - this.lowestInflight;
     return true;
   }
 
@@ -61,10 +65,15 @@ export class InflightGuard {
     return w;
   }
 
-  /** The most requests in flight at once since the last call (the adaptive limit reads it). */
-  takePeak(): number {
-    const peak = this.peak;
+  /**
+   * Since the last call (the adaptive limit reads it): the most requests in flight at once,
+   * the most of the higher priorities, and whether any request of the lowest priority came.
+   */
+  takePeak(): { peak: number; peakHigh: number; sawLowest: boolean } {
+    const w = { peak: this.peak, peakHigh: this.peakHigh, sawLowest: this.sawLowest };
     this.peak = this.inflight;
-    return peak;
+    this.peakHigh = this.inflight - this.lowestInflight;
+    this.sawLowest = this.lowestInflight > 0;
+    return w;
   }
 }

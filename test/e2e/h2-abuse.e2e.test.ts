@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { makeCerts, type Certs } from '../support/certs';
 import { REPO_ROOT, startGateway, type GatewayProcess } from '../support/gateway';
-import { runToExit } from '../support/processes';
+import { httpRequest } from '../support/http';
+import { runToExit, waitFor } from '../support/processes';
 import { h2Connect, type H2Client } from '../support/tlsClient';
 import { startUpstream, type Upstream } from '../support/upstream';
 import { createKey } from './fixtures';
@@ -26,7 +27,7 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'tollgate-h2-abuse-'));
   certs = await makeCerts(dir);
   upstream = await startUpstream();
-  gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, TLS_CERT_FILE: certs.cert, TLS_KEY_FILE: certs.key, LOG_LEVEL: 'warn' } });
+  gw = await startGateway({ env: { UPSTREAM_URL: upstream.url, TLS_CERT_FILE: certs.cert, TLS_KEY_FILE: certs.key, LOG_LEVEL: 'warn', ACCESS_LOG: 'false', CONCURRENCY_LIMIT: '1000' } });
 });
 
 afterAll(async () => {
@@ -104,6 +105,8 @@ test(`a client opening and resetting ${RESETS} streams: RSS stays bounded and a 
     expect(peak - baseline).toBeLessThan(150);
     // Nothing held for the reset streams once the abuse ends (their upstream requests were cancelled).
     expect(after - baseline).toBeLessThan(100);
+    // Every reset stream gave its in-flight slot back (the guard counts requests towards the upstream).
+    await waitFor('no request left in flight', async () => /^tollgate_upstream_inflight 0$/m.test((await httpRequest(`${gw.adminUrl}/metrics`)).body), 5000);
     // The gateway is still fine for a new client.
     const fresh = await h2Connect(origin, [certs.ca]);
     expect((await fresh.request('/items', { headers: { 'x-api-key': key } })).status).toBe(200);

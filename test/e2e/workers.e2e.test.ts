@@ -1,4 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { httpRequest } from '../support/http';
 import { waitFor } from '../support/processes';
 import { startGateway, type GatewayProcess } from '../support/gateway';
 import { burst, countStatuses } from '../support/http';
@@ -63,6 +66,31 @@ test('a rejected tiers file shows as tollgate_config_last_reload_ok 0 on the pri
     writeFileSync(tiersFile, JSON.stringify({ ...SHIPPED_TIERS, windowSeconds: 3600 }));
   }
   await waitFor('last_reload_ok 1', async () => (await lastOk()) === 1, 5000);
+});
+
+test('a bad tiers file no file watcher sees, rejected by an admin reload on the primary, still shows as last_reload_ok 0', async () => {
+  // ConfigMap layout: tiers.json → ..data/tiers.json, ..data → ..v1. A file rewritten inside
+  // ..v1 is outside the watched directory: only the admin call (or SIGHUP) reads it.
+  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-workers-cm-'));
+  mkdirSync(path.join(dir, '..v1'));
+  const real = path.join(dir, '..v1', 'tiers.json');
+  writeFileSync(real, JSON.stringify({ ...SHIPPED_TIERS, windowSeconds: 3600 }));
+  symlinkSync('..v1', path.join(dir, '..data'));
+  symlinkSync('..data/tiers.json', path.join(dir, 'tiers.json'));
+  const g = await startGateway({ env: { UPSTREAM_URL: upstream.url, REDIS_URL: redis.url, ...EXACT, WORKERS: '2', REDIS_KEY_PREFIX: 'w3:', TIERS_FILE: path.join(dir, 'tiers.json') } });
+  try {
+    const lastOk = async () => metricValue((await get(`${g.adminUrl}/metrics`)).body, 'tollgate_config_last_reload_ok{file="tiers"}');
+    expect(await lastOk()).toBe(1);
+    writeFileSync(real, '{ not json');
+    expect((await httpRequest(`${g.adminUrl}/admin/tiers/reload`, { method: 'POST' })).status).toBe(400);
+    // The primary passes the reload on to its workers, which reject the file too.
+    await waitFor('last_reload_ok 0', async () => (await lastOk()) === 0, 5000);
+    writeFileSync(real, JSON.stringify({ ...SHIPPED_TIERS, windowSeconds: 3600 }));
+    expect((await httpRequest(`${g.adminUrl}/admin/tiers/reload`, { method: 'POST' })).status).toBe(200);
+    await waitFor('last_reload_ok 1', async () => (await lastOk()) === 1, 5000);
+  } finally {
+    await g.stop();
+  }
 });
 
 test('SIGTERM drains the workers and the primary exits 0', async () => {

@@ -3,7 +3,7 @@
  * and contract, time to detect and recover, transitions and flaps, shed precision, from
  * scripted buckets and health polls.
  */
-import { analyzeRun, flapsOf, recoverOf, targetsOf, transitionsOf, type Bucket, type Group, type Poll, type RunResult, type State } from '../../scripts/overload/analyze';
+import { analyzeRun, attribute, flapsOf, recoverOf, targetsOf, transitionsOf, type Bucket, type Group, type Poll, type RunResult, type State } from '../../scripts/overload/analyze';
 
 const GROUPS: Group[] = [
   { name: 'free', tier: 'free', keys: 2, rate: 10, contract: 'free' },
@@ -73,9 +73,9 @@ describe('overload analysis', () => {
     expect(r.recoverSeconds).toBe(15);
     expect(r.recovered).toBe(true);
     expect(r.transitions).toEqual([
-      { t: 32, from: 'NORMAL', to: 'CRITICAL' },
-      { t: 50, from: 'CRITICAL', to: 'DEGRADED' },
-      { t: 95, from: 'DEGRADED', to: 'NORMAL' },
+      { t: 32, from: 'NORMAL', to: 'CRITICAL', by: 'gateway' },
+      { t: 50, from: 'CRITICAL', to: 'DEGRADED', by: 'gateway' },
+      { t: 95, from: 'DEGRADED', to: 'NORMAL', by: 'gateway' },
     ]);
     expect(r.flaps).toBe(0);
     expect(r.series.state.slice(31, 33)).toEqual(['NORMAL', 'CRITICAL']);
@@ -129,5 +129,23 @@ describe("issue 12's targets", () => {
     expect(targetsOf('flap', result({ transitions: stepwise })).map((t) => t.met)).toEqual([true, true]);
     const twice = [...stepwise, { t: 150, from: 'NORMAL' as const, to: 'DEGRADED' as const }];
     expect(targetsOf('flap', result({ transitions: twice })).map((t) => [t.value, t.met])).toEqual([[2, false], [1, true]]);
+  });
+});
+
+describe('flaps are the gateway’s own', () => {
+  it('does not count an operator who switches back within the dwell as a flap', () => {
+    const p = polls(120, (t) => (t >= 40.5 && t < 100.5 ? 'DEGRADED' : 'NORMAL'));
+    const operator = [{ t: 40, status: 'DEGRADED' as const }, { t: 100, status: 'NORMAL' as const }];
+    const r = analyzeRun({ groups: [], buckets: {}, latencies: {}, polls: p, faults: [[30, 90]], dwell: 61, seconds: 120, phases: [], operator });
+    expect(r.transitions.map((x) => x.by)).toEqual(['operator', 'operator']);
+    expect(r.flaps).toBe(0);
+    // the same transitions made by the gateway are a flap
+    expect(analyzeRun({ groups: [], buckets: {}, latencies: {}, polls: p, faults: [[30, 90]], dwell: 61, seconds: 120, phases: [] }).flaps).toBe(1);
+  });
+
+  it('attributes a transition to the operator only when the PUT of that state came just before it', () => {
+    const transitions = [{ t: 10, from: 'NORMAL' as const, to: 'DEGRADED' as const }, { t: 20, from: 'DEGRADED' as const, to: 'NORMAL' as const }];
+    expect(attribute(transitions, [{ t: 9.5, status: 'DEGRADED' }, { t: 15, status: 'NORMAL' }]).map((x) => x.by)).toEqual(['operator', 'gateway']);
+    expect(attribute(transitions, [{ t: 10.5, status: 'DEGRADED' }]).map((x) => x.by)).toEqual(['gateway', 'gateway']);
   });
 });
