@@ -8,8 +8,8 @@
  *   shrinks), the gradient clamped to [0.5, 1], and no growth while the upstream is
  *   app-limited (fewer than half the slots used: a limit that was never tested is not raised
  *   past the initial one, to which a limit lowered by a fault returns once the latency is fine);
- * - ours: one slow window (250 ms) shrinks nothing, two in a row do, so a GC pause or a
- *   noisy neighbour does not refuse requests in a healthy second;
+ * - ours: one or two slow windows (250 ms each) shrink nothing, three in a row do, so a GC
+ *   pause or a noisy neighbour does not refuse requests in a healthy second;
  * - from Envoy: the baseline is a near-minimum latency, not a long average, so a sustained
  *   fault does not raise it (`LatencyBaseline`);
  * - ours: when the latency is over tolerance, the gradient is applied to the concurrency the
@@ -50,8 +50,8 @@ export interface LatencyWindow {
   readonly slowWindows: number;
 }
 
-/** A single slow window (a GC pause, a noisy neighbour) shrinks nothing: two in a row do. */
-export const SLOW_WINDOWS_TO_SHRINK = 2;
+/** A slow window or two (a GC pause, a noisy neighbour) shrink nothing: three in a row (750 ms) do. */
+export const SLOW_WINDOWS_TO_SHRINK = 3;
 
 /** Whether a window's latency is over tolerance × baseline (the caller counts them in a row). */
 export function isSlow(latencyMs: number, baselineMs: number, tolerance: number): boolean {
