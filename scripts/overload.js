@@ -43,6 +43,7 @@ const USAGE = `Usage: npm run overload -- [--scenario fault|healthy|flap[,…]] 
   --gateway FILE      the gateway's entry point (default dist/main.js; e.g. another worktree's build)
   --build             run npm run build first (also done when dist/main.js is missing)
   --keep-tmp          keep the temp dir (tiers, keys, logs)
+  --render            no load: rewrite the .md and .svg of --scenario/preset in --out from their .json
 Durations: full fault scenario 30 s before + 60 s fault + 30 s after (+ up to 180 s more until
 NORMAL) per mode; healthy 300 s; flap 30 + 110 + 30 s. --quick and --smoke shorten all of them.`;
 
@@ -70,6 +71,7 @@ function parseOptions(argv) {
     gateway: { type: 'string' },
     build: { type: 'boolean', default: false },
     'keep-tmp': { type: 'boolean', default: false },
+    render: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) return { help: true };
@@ -95,7 +97,7 @@ function parseOptions(argv) {
     slots: positiveInteger(v.slots, '--slots'),
     healthyMs: positiveInteger(v['healthy-ms'], '--healthy-ms'),
     faultMs: positiveInteger(v['fault-ms'], '--fault-ms'),
-    out: path.resolve(v.out), build: v.build, keepTmp: v['keep-tmp'],
+    out: path.resolve(v.out), build: v.build, keepTmp: v['keep-tmp'], render: v.render,
     gateway: v.gateway === undefined ? null : path.resolve(v.gateway),
   };
 }
@@ -260,7 +262,7 @@ async function runMode(ctx, scenario, modeName) {
       // the machine's 1/5/15-minute load averages: the figures mean less on a busy machine
       loadavg: { before: loadavgBefore, after: os.loadavg().map((x) => +x.toFixed(2)) },
       otherStatuses: load.otherStatuses,
-      upstream: upstream.samples.map(({ t, busy, queued, queueMax, served, dropped, latencyMs }) => ({ t: +t.toFixed(2), busy, queued, queueMax, served, dropped, latencyMs })),
+      upstream: upstream.samples.map(({ t, busy, queued, queueMax, served, dropped, latencyMs, lagMaxMs }) => ({ t: +t.toFixed(2), busy, queued, queueMax, served, dropped, latencyMs, lagMaxMs })),
       polls: polls.map((p) => ({ ...p, t: +p.t.toFixed(2) })),
       gatewayMetrics: metricLines(metrics.text || ''),
     };
@@ -297,6 +299,28 @@ function readAudit(file) {
 
 // ---------------------------------------------------------------- main
 
+function baseName(scenario, preset) {
+  return `${scenario}${preset === 'full' ? '' : `-${preset}`}`;
+}
+
+function writeReport(o, base, report) {
+  fs.writeFileSync(path.join(o.out, `${base}.json`), `${toJson(report)}\n`);
+  fs.writeFileSync(path.join(o.out, `${base}.md`), renderMarkdown(report));
+  fs.writeFileSync(path.join(o.out, `${base}.svg`), renderSvg(report));
+}
+
+/** --render: the markdown and SVG again from the JSON (after a change to their layout). */
+function render(o) {
+  for (const scenario of o.scenarios) {
+    const base = baseName(scenario, o.preset);
+    const report = JSON.parse(fs.readFileSync(path.join(o.out, `${base}.json`), 'utf8'));
+    fs.writeFileSync(path.join(o.out, `${base}.md`), renderMarkdown(report));
+    fs.writeFileSync(path.join(o.out, `${base}.svg`), renderSvg(report));
+    log(`rendered ${path.relative(process.cwd(), path.join(o.out, base))}.{md,svg}`);
+  }
+  return 0;
+}
+
 function ensureBuilt(force) {
   if (!force && fs.existsSync(path.join(P.ROOT, 'dist', 'main.js'))) return;
   log('npm run build');
@@ -311,6 +335,7 @@ function machine() {
 async function main() {
   const o = optionsOrExit('overload', USAGE, () => parseOptions(process.argv.slice(2)));
   if (!o) return 0;
+  if (o.render) return render(o);
   P.installExitHandlers(log);
   if (o.gateway === null) ensureBuilt(o.build);
   const gatewayMain = o.gateway || path.join(P.ROOT, 'dist', 'main.js');
@@ -338,12 +363,11 @@ async function main() {
           runs.push({ mode, error: err.message });
         }
       }
-      const suffix = o.preset === 'full' ? '' : `-${o.preset}`;
-      const base = `${scenario}${suffix}`;
+      const base = baseName(scenario, o.preset);
       const tl = plan.timeline(scenario, o.p);
       const report = {
         scenario, preset: o.preset, date: new Date().toISOString(), wallSeconds: Math.round((Date.now() - started) / 1000),
-        command: `npm run overload -- ${process.argv.slice(2).join(' ')}`.trim(), gateway: path.relative(P.ROOT, gatewayMain),
+        command: ['npm run overload', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '), gateway: path.relative(P.ROOT, gatewayMain),
         machine: machine(), timeoutMs: TIMEOUT_MS, pollMs: POLL_MS, dwell: o.p.dwell, operatorDelay: o.p.operatorDelay,
         upstream: { slots: o.slots, healthyMs: o.healthyMs, faultMs: o.faultMs },
         timeline: { faults: tl.faults, phases: tl.phases, plannedSeconds: tl.duration, recoveryWait: tl.recoveryWait },
@@ -351,9 +375,7 @@ async function main() {
         warnings: ctx.warnings.slice(), svgFile: `${base}.svg`, runs,
         audit: Object.fromEntries(Object.entries(ctx.audit).filter(([k]) => k.startsWith(`${scenario}-`))),
       };
-      fs.writeFileSync(path.join(o.out, `${base}.json`), `${toJson(report)}\n`);
-      fs.writeFileSync(path.join(o.out, `${base}.md`), renderMarkdown(report));
-      fs.writeFileSync(path.join(o.out, `${base}.svg`), renderSvg(report));
+      writeReport(o, base, report);
       process.stdout.write(`\n${scenario} (${o.preset}, ${report.wallSeconds} s):\n${summaryTable(report)}\n`);
       log(`wrote ${path.relative(process.cwd(), path.join(o.out, base))}.{json,md,svg}`);
     }

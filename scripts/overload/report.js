@@ -88,7 +88,10 @@ function transitionsText(report) {
     const list = run.result.transitions.map((t) => `${t.t.toFixed(1)} s ${t.from}→${t.to}${t.by === 'operator' ? ' (operator)' : ''}`).join(', ') || 'none';
     const ops = (run.operator || []).map((o) => `${o.t.toFixed(1)} s PUT ${o.status} (${o.code})`).join(', ');
     const load = run.loadavg ? `; machine load average ${run.loadavg.before[0]} → ${run.loadavg.after[0]}` : '';
-    out.push(`- **${run.mode}**: ${list}${ops ? `; operator: ${ops}` : ''}; gateway reported mode \`${run.gatewayMode ?? '?'}\`${load}`);
+    const lags = (run.upstream || []).map((u) => u.lagMaxMs).filter((x) => typeof x === 'number');
+    const starved = lags.filter((x) => x >= 50).length;
+    const upstreamLag = lags.length ? `; upstream event-loop lag max ${Math.max(...lags)} ms, ≥ 50 ms in ${starved} of ${lags.length} s` : '';
+    out.push(`- **${run.mode}**: ${list}${ops ? `; operator: ${ops}` : ''}; gateway reported mode \`${run.gatewayMode ?? '?'}\`${load}${upstreamLag}`);
   }
   return out.join('\n');
 }
@@ -149,11 +152,10 @@ function groupColor(name, i) {
   return GROUP_COLOR[name] || FALLBACK_COLORS[i % FALLBACK_COLORS.length];
 }
 
-function panel(report, run, y0, W) {
+function panel(report, run, y0, W, seconds) {
   const left = 70;
   const right = W - 20;
   const width = right - left;
-  const seconds = run.result ? run.result.series.state.length : 1;
   const x = (t) => left + (width * t) / Math.max(1, seconds);
   const parts = [];
   parts.push(`<text x="${left}" y="${y0 + 14}" font-size="13" font-weight="bold">${esc(run.mode)}</text>`);
@@ -234,7 +236,9 @@ function renderSvg(report) {
   legend.push(`<rect x="${lx}" y="26" width="12" height="10" fill="#c62828"/><text x="${lx + 16}" y="35" font-size="11">503 overloaded/s</text>`);
   lx += 120;
   legend.push(`<rect x="${lx}" y="26" width="12" height="10" fill="#cfd8dc"/><text x="${lx + 16}" y="35" font-size="11">429/s</text>`);
-  const panels = report.runs.map((run, i) => panel(report, run, top + i * PANEL_H, W));
+  // one time scale for every panel, so that the modes line up
+  const seconds = Math.max(1, ...report.runs.map((r) => (r.result ? r.result.series.state.length : 0)));
+  const panels = report.runs.map((run, i) => panel(report, run, top + i * PANEL_H, W, seconds));
   return `<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
 <rect width="${W}" height="${H}" fill="#ffffff"/>

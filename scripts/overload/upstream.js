@@ -10,7 +10,10 @@
 //                                            slot keep the time they started with)
 //   child → parent  {type: 'ready', port}   listening
 //                   {type: 'stats', …}      every second: counters since start, busy slots,
-//                                            queue length now and its maximum in the second
+//                                            queue length now and its maximum in the second,
+//                                            this process's event-loop lag (max, ms) in the second:
+//                                            a starved upstream (a busy machine) is slower than
+//                                            its service time says
 //
 // A queued request whose client went away (the gateway cancels an upstream request when its
 // own client gives up) is dropped when it reaches the head of the queue, as a server that
@@ -19,6 +22,7 @@
 // as good as it can.
 
 const http = require('node:http');
+const { monitorEventLoopDelay } = require('node:perf_hooks');
 
 const port = Number(process.env.PORT || 0);
 const slots = Number(process.env.SLOTS || 10);
@@ -86,11 +90,16 @@ process.on('message', (msg) => {
 process.on('disconnect', () => process.exit(0));
 process.on('SIGTERM', () => process.exit(0));
 
+const lag = monitorEventLoopDelay({ resolution: 10 });
+lag.enable();
+
 server.listen(port, '127.0.0.1', () => {
   process.send({ type: 'ready', port: server.address().port });
   setInterval(() => {
     if (!process.connected) return;
-    process.send({ type: 'stats', busy, queued: queued(), latencyMs, ...stats });
+    const lagMaxMs = Math.round(lag.max / 1e6);
+    lag.reset();
+    process.send({ type: 'stats', busy, queued: queued(), latencyMs, lagMaxMs, ...stats });
     stats.queueMax = queued();
   }, 1000).unref();
 });

@@ -150,7 +150,7 @@ export const schema = {
   concurrencyLimit: setting('CONCURRENCY_LIMIT', 'concurrencyLimit', 'off' as string | number, 'in-flight guard towards the upstream'),
   // Tunables of the automatic health state and the adaptive guard (docs/health.md)
   healthLatencyRatio: setting('HEALTH_LATENCY_RATIO', 'positiveNumber', 2, 'upstream latency ÷ baseline that means DEGRADED'),
-  healthLatencyRatioCritical: setting('HEALTH_LATENCY_RATIO_CRITICAL', 'positiveNumber', 5, 'upstream latency ÷ baseline that means CRITICAL'),
+  healthLatencyRatioCritical: setting('HEALTH_LATENCY_RATIO_CRITICAL', 'positiveNumber', 10, 'upstream latency ÷ baseline that means CRITICAL'),
   healthFailureShare: setting('HEALTH_FAILURE_SHARE', 'fraction', 0.1, 'share of overload-class upstream failures that means DEGRADED'),
   healthFailureShareCritical: setting('HEALTH_FAILURE_SHARE_CRITICAL', 'fraction', 0.5, 'share of overload-class upstream failures that means CRITICAL'),
   healthMinSamples: setting('HEALTH_MIN_SAMPLES', 'positiveInt', 20, 'upstream requests per second needed before latency and failure shares count'),

@@ -3,7 +3,7 @@ import type { Clock } from '../clock';
 import type { ConcurrencyLimit, HealthTunables } from '../config/load';
 import type { Control } from '../sync/control';
 import type { HealthFleet } from '../sync/healthFleet';
-import { nextLimit } from './adaptiveLimit';
+import { isSlow, nextLimit } from './adaptiveLimit';
 import { assess, combine, type AssessThresholds, type FleetSignals } from './assess';
 import type { AutomaticRecord, HealthState } from './healthState';
 import { InflightGuard } from './inflightGuard';
@@ -63,6 +63,8 @@ export class HealthController {
   private lastSignals: FleetSignals = combine([]);
   private timer: NodeJS.Timeout | null = null;
   private limitTimer: NodeJS.Timeout | null = null;
+  /** Quarter seconds in a row whose latency was over the tolerance. */
+  private slowWindows = 0;
   private running = false;
 
   constructor(private readonly deps: HealthControllerDeps) {
@@ -108,10 +110,13 @@ export class HealthController {
     if (this.guard === null) return;
     const q = this.recorder.takeQuarter();
     const t = this.deps.tunables;
-    const { peak, peakHigh, sawLowest } = this.guard.takePeak();
+    const { peak, admittedHigh, sawLowest } = this.guard.takePeak();
+    const highDemand = (admittedHigh / (LIMIT_TICK_MS / 1000)) * t.concurrencyTolerance * (this.baseline.ms / 1000);
+    const minSamples = Math.max(3, Math.ceil(t.minSamples / 4));
+    if (q.responses >= minSamples) this.slowWindows = isSlow(q.latencyMs, this.baseline.ms, t.concurrencyTolerance) ? this.slowWindows + 1 : 0;
     this.limit = nextLimit(this.limit, {
-      latencyMs: q.latencyMs, baselineMs: this.baseline.ms, peakInflight: peak, samples: q.responses, peakHigh: sawLowest ? peakHigh : null,
-    }, { initial: t.concurrencyInitial, min: t.concurrencyMin, max: t.concurrencyMax, tolerance: t.concurrencyTolerance }, Math.max(3, Math.ceil(t.minSamples / 4)));
+      latencyMs: q.latencyMs, baselineMs: this.baseline.ms, peakInflight: peak, samples: q.responses, highDemand: sawLowest ? highDemand : null, slowWindows: this.slowWindows,
+    }, { initial: t.concurrencyInitial, min: t.concurrencyMin, max: t.concurrencyMax, tolerance: t.concurrencyTolerance }, minSamples);
   }
 
   async stop(): Promise<void> {

@@ -19,6 +19,7 @@ const TIERS = {
     free: { limit: 10, burst: 20, degraded: 2 },
     plan: { limit: 100, windows: [{ limit: 3, windowSeconds: 3600 }], quota: { limit: 50, period: 'day' } },
     daily: { limit: 100, quota: { limit: 3, period: 'day' } },
+    persecond: { limit: 100, windows: [{ limit: 2, windowSeconds: 1 }], quota: { limit: 1000, period: 'day' } },
     monthly: { limit: 100, quota: { limit: 2, period: 'month', anchor: 'key' } },
   },
 };
@@ -95,6 +96,28 @@ describe('responses and headers (SPEC §9)', () => {
       windows: [{ limit: 3, windowSeconds: 3600, remaining: 0, reset: expect.any(Number) }],
       quota: { limit: 50, used: 3, remaining: 47, reset: midnight() },
     });
+  });
+
+  test('a client that waits Retry-After is served, however often it was refused meanwhile', async () => {
+    const k = await newKey({ tier: 'persecond' });
+    // Start just after a whole second (the sliding windows are epoch-aligned), so the two
+    // allowed and the refusals fall in one second and the retry is half a second into the next.
+    await sleep(1000 - (Date.now() % 1000) + 20);
+    let refused: HttpResult | undefined;
+    for (let i = 0; i < 6 && refused === undefined; i++) {
+      const r = await get(gw.url, k.key);
+      if (r.status === 429) refused = r;
+    }
+    if (refused === undefined) throw new Error('never refused');
+    expect(refused.json()).toMatchObject({ error: 'rate_limited', limit: 2 });
+    const wait = Number(refused.headers['retry-after']);
+    expect(wait).toBeGreaterThanOrEqual(1);
+    expect(wait).toBeLessThanOrEqual(2);
+    const until = Date.now() + wait * 1000;
+    // Refused again and again meanwhile: none of it counts.
+    for (let i = 0; i < 5; i++) expect((await get(gw.url, k.key)).status).toBe(429);
+    await sleep(Math.max(0, until - Date.now()) + 30);
+    expect((await get(gw.url, k.key)).status).toBe(200);
   });
 
   test('refused by the quota: 429 quota_exceeded with period, and retryAfter = seconds to the reset', async () => {
