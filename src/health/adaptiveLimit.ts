@@ -8,20 +8,22 @@
  *   shrinks), the gradient clamped to [0.5, 1], and no growth while the upstream is
  *   app-limited (fewer than half the slots used: a limit that was never tested is not raised
  *   past the initial one, to which a limit lowered by a fault returns once the latency is fine);
- * - ours: one slow window (250 ms) shrinks nothing, two in a row do, so a GC pause or a
- *   noisy neighbour does not refuse requests in a healthy second;
+ * - ours: one or two slow windows (250 ms each) shrink nothing, three in a row do, so a GC
+ *   pause or a noisy neighbour does not refuse requests in a healthy second;
  * - from Envoy: the baseline is a near-minimum latency, not a long average, so a sustained
  *   fault does not raise it (`LatencyBaseline`);
  * - ours: when the latency is over tolerance, the gradient is applied to the concurrency the
  *   upstream actually had in the window, not to a limit far above it, so the limit reaches
  *   the upstream's real capacity within a second of a fault instead of shrinking from an
  *   unused maximum 20 % at a time;
- * - ours: while the lowest priority is in play, the limit never goes below twice what the
- *   higher priorities alone had in flight (+ √limit). The guard is there to shed the lowest
- *   priority first; without this floor a slower (not overloaded) upstream — whose latency
- *   stays above tolerance × baseline for the whole fault — squeezed the limit until paying
- *   requests were refused too (measured: 94 % within-contract goodput and 86 % shed precision
- *   in `npm run overload`; a queue model in the unit tests shows the same). The rate limits,
+ * - ours: while the lowest priority is in play, the limit never goes below twice the
+ *   concurrency the higher priorities need (their arrival rate × tolerance × baseline, by
+ *   Little's law) + √limit. The guard is there to shed the lowest priority first; without this
+ *   floor a slower (not overloaded) upstream — whose latency stays above tolerance × baseline
+ *   for the whole fault — squeezed the limit until paying requests were refused too (measured:
+ *   94 % within-contract goodput and 86 % shed precision in `npm run overload`). The floor
+ *   is computed from the rate, not from what is in flight, because in-flight counts grow with
+ *   the upstream's queue and would raise the floor exactly when it must hold. The rate limits,
  *   not the guard, hold the higher priorities to their contracts.
  */
 export interface AdaptiveSettings {
@@ -39,14 +41,17 @@ export interface LatencyWindow {
   readonly peakInflight: number;
   /** Upstream responses in the window: a second without enough says nothing. */
   readonly samples: number;
-  /** The most requests of the higher priorities in flight at once; null when no request of the lowest priority came. */
-  readonly peakHigh: number | null;
+  /**
+   * The concurrency the higher priorities need at a tolerable latency (their arrival rate ×
+   * tolerance × baseline); null when no request of the lowest priority came.
+   */
+  readonly highDemand: number | null;
   /** Windows in a row, this one included, whose latency was over tolerance × baseline. */
   readonly slowWindows: number;
 }
 
-/** A single slow window (a GC pause, a noisy neighbour) shrinks nothing: two in a row do. */
-export const SLOW_WINDOWS_TO_SHRINK = 2;
+/** A slow window or two (a GC pause, a noisy neighbour) shrink nothing: three in a row (750 ms) do. */
+export const SLOW_WINDOWS_TO_SHRINK = 3;
 
 /** Whether a window's latency is over tolerance × baseline (the caller counts them in a row). */
 export function isSlow(latencyMs: number, baselineMs: number, tolerance: number): boolean {
@@ -69,6 +74,6 @@ export function nextLimit(limit: number, w: LatencyWindow, s: AdaptiveSettings, 
   } else {
     next = limit;
   }
-  if (w.peakHigh !== null) next = Math.max(next, 2 * w.peakHigh + Math.sqrt(limit));
+  if (w.highDemand !== null) next = Math.max(next, 2 * w.highDemand + Math.sqrt(limit));
   return Math.round(Math.min(s.max, Math.max(s.min, next)));
 }

@@ -95,7 +95,7 @@ export function assess(s: FleetSignals, t: AssessThresholds): Assessment {
     if (s.failureShare >= t.failureShareCritical) critical.push(why);
     else if (s.failureShare >= t.failureShare) degraded.push(why);
   }
-  if (s.rejections >= t.minSamples / 4 && s.rejectionShare >= t.rejectionShare) {
+  if (s.rejections >= t.minSamples && s.rejectionShare >= t.rejectionShare) {
     degraded.push(`the in-flight guard refused ${s.rejections} requests (${Math.round(s.rejectionShare * 100)} %)`);
   }
   if (s.loopLagMs >= t.loopLagCriticalMs) critical.push(`event-loop lag ${s.loopLagMs} ms`);

@@ -25,15 +25,14 @@ describe('the in-flight guard’s admission rule per priority', () => {
     expect(guard.inFlight).toBe(4);
     expect(guard.take()).toEqual({ rejections: 2, admitted: 5 });
     expect(guard.take()).toEqual({ rejections: 0, admitted: 0 });
-    expect(guard.takePeak()).toEqual({ peak: 4, peakHigh: 3, sawLowest: true });
+    expect(guard.takePeak()).toEqual({ peak: 4, admittedHigh: 3, sawLowest: true });
     guard.release(false);
     guard.release(false);
-    // The peak of the window, then the window starts at what is in flight now.
-    expect(guard.takePeak()).toEqual({ peak: 4, peakHigh: 3, sawLowest: true });
-    expect(guard.takePeak()).toEqual({ peak: 2, peakHigh: 1, sawLowest: true });
+    // A window starts at what is in flight when the last one was read.
+    expect(guard.takePeak()).toEqual({ peak: 4, admittedHigh: 0, sawLowest: true });
     guard.release(true);
-    expect(guard.takePeak()).toEqual({ peak: 2, peakHigh: 1, sawLowest: true });
-    expect(guard.takePeak()).toEqual({ peak: 1, peakHigh: 1, sawLowest: false });
+    expect(guard.takePeak()).toEqual({ peak: 2, admittedHigh: 0, sawLowest: true });
+    expect(guard.takePeak()).toEqual({ peak: 1, admittedHigh: 0, sawLowest: false });
   });
 });
 
@@ -41,43 +40,44 @@ describe('CONCURRENCY_LIMIT=auto arithmetic', () => {
   const s: AdaptiveSettings = { initial: 100, min: 4, max: 1000, tolerance: 2 };
 
   test('latency within tolerance: grows by √limit when the slots are used, holds when app-limited', () => {
-    expect(nextLimit(100, { latencyMs: 60, baselineMs: 50, peakInflight: 60, samples: 100, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(110);
-    expect(nextLimit(100, { latencyMs: 60, baselineMs: 50, peakInflight: 20, samples: 100, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(100);
-    expect(nextLimit(1000, { latencyMs: 50, baselineMs: 50, peakInflight: 900, samples: 100, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(1000);
+    expect(nextLimit(100, { latencyMs: 60, baselineMs: 50, peakInflight: 60, samples: 100, highDemand: null, slowWindows: 3 }, s, 20)).toBe(110);
+    expect(nextLimit(100, { latencyMs: 60, baselineMs: 50, peakInflight: 20, samples: 100, highDemand: null, slowWindows: 3 }, s, 20)).toBe(100);
+    expect(nextLimit(1000, { latencyMs: 50, baselineMs: 50, peakInflight: 900, samples: 100, highDemand: null, slowWindows: 3 }, s, 20)).toBe(1000);
   });
 
   test('latency over tolerance: the gradient applies to the concurrency actually used, clamped to [0.5, 1]', () => {
     // 125 ms vs 50 ms with tolerance 2 → gradient 0.8, applied to the 30 in flight, + √100.
-    expect(nextLimit(100, { latencyMs: 125, baselineMs: 50, peakInflight: 30, samples: 100, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(34);
+    expect(nextLimit(100, { latencyMs: 125, baselineMs: 50, peakInflight: 30, samples: 100, highDemand: null, slowWindows: 3 }, s, 20)).toBe(34);
     // Very slow: the gradient bottoms out at 0.5.
-    expect(nextLimit(40, { latencyMs: 1000, baselineMs: 50, peakInflight: 40, samples: 100, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(26);
-    expect(nextLimit(5, { latencyMs: 1000, baselineMs: 50, peakInflight: 5, samples: 100, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(5);
-    expect(nextLimit(4, { latencyMs: 1000, baselineMs: 50, peakInflight: 1, samples: 100, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(4);
+    expect(nextLimit(40, { latencyMs: 1000, baselineMs: 50, peakInflight: 40, samples: 100, highDemand: null, slowWindows: 3 }, s, 20)).toBe(26);
+    expect(nextLimit(5, { latencyMs: 1000, baselineMs: 50, peakInflight: 5, samples: 100, highDemand: null, slowWindows: 3 }, s, 20)).toBe(5);
+    expect(nextLimit(4, { latencyMs: 1000, baselineMs: 50, peakInflight: 1, samples: 100, highDemand: null, slowWindows: 3 }, s, 20)).toBe(4);
   });
 
-  test('while the lowest priority is in play, the limit keeps twice what the higher priorities had in flight', () => {
-    // A slower upstream (125 ms vs 50) with 6 paying requests in flight: the gradient alone
-    // would take the limit to 8 × 0.8 + √12 ≈ 10, leaving paying requests 5 slots; the floor keeps 2 × 6 + √12.
-    const w = { latencyMs: 125, baselineMs: 50, peakInflight: 8, samples: 100, slowWindows: 2 };
-    expect(nextLimit(12, { ...w, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(10);
-    expect(nextLimit(12, { ...w, peakHigh: 6 }, s, 20)).toBe(15);
+  test('while the lowest priority is in play, the limit keeps twice the concurrency the higher priorities need', () => {
+    // A slower upstream (125 ms vs 50): the gradient alone would take the limit to
+    // 8 × 0.8 + √12 ≈ 10, leaving paying requests 5 slots; 48 paying requests a second need
+    // 48 × 2 × 0.05 = 4.8 slots at a tolerable latency, so the floor is 2 × 4.8 + √12.
+    const w = { latencyMs: 125, baselineMs: 50, peakInflight: 8, samples: 100, slowWindows: 3 };
+    expect(nextLimit(12, { ...w, highDemand: null }, s, 20)).toBe(10);
+    expect(nextLimit(12, { ...w, highDemand: 4.8 }, s, 20)).toBe(13);
     // It never raises the limit past max.
-    expect(nextLimit(1000, { ...w, peakInflight: 900, peakHigh: 800 }, s, 20)).toBe(1000);
+    expect(nextLimit(1000, { ...w, peakInflight: 900, highDemand: 800 }, s, 20)).toBe(1000);
   });
 
-  test('one slow quarter second shrinks nothing, two in a row do; after a fault the limit climbs back to the initial one even when idle', () => {
-    const slow = { latencyMs: 200, baselineMs: 50, peakInflight: 40, samples: 100, peakHigh: null };
-    expect(nextLimit(100, { ...slow, slowWindows: 1 }, s, 20)).toBe(100);
-    expect(nextLimit(100, { ...slow, slowWindows: 2 }, s, 20)).toBe(30);
-    const idle = { latencyMs: 50, baselineMs: 50, peakInflight: 2, samples: 100, peakHigh: null, slowWindows: 0 };
+  test('one or two slow quarter seconds shrink nothing, three in a row do; after a fault the limit climbs back to the initial one even when idle', () => {
+    const slow = { latencyMs: 200, baselineMs: 50, peakInflight: 40, samples: 100, highDemand: null };
+    expect(nextLimit(100, { ...slow, slowWindows: 2 }, s, 20)).toBe(100);
+    expect(nextLimit(100, { ...slow, slowWindows: 3 }, s, 20)).toBe(30);
+    const idle = { latencyMs: 50, baselineMs: 50, peakInflight: 2, samples: 100, highDemand: null, slowWindows: 0 };
     expect(nextLimit(30, idle, s, 20)).toBe(35);
     expect(nextLimit(98, idle, s, 20)).toBe(100);
     expect(nextLimit(100, idle, s, 20)).toBe(100);
   });
 
   test('a second without enough samples or without a baseline changes nothing', () => {
-    expect(nextLimit(100, { latencyMs: 1000, baselineMs: 50, peakInflight: 90, samples: 5, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(100);
-    expect(nextLimit(100, { latencyMs: 1000, baselineMs: 0, peakInflight: 90, samples: 100, peakHigh: null, slowWindows: 2 }, s, 20)).toBe(100);
+    expect(nextLimit(100, { latencyMs: 1000, baselineMs: 50, peakInflight: 90, samples: 5, highDemand: null, slowWindows: 3 }, s, 20)).toBe(100);
+    expect(nextLimit(100, { latencyMs: 1000, baselineMs: 0, peakInflight: 90, samples: 100, highDemand: null, slowWindows: 3 }, s, 20)).toBe(100);
   });
 
   test('the upstream model of the overload experiment: the limit settles near its 10 slots within seconds', () => {
@@ -86,7 +86,7 @@ describe('CONCURRENCY_LIMIT=auto arithmetic', () => {
     for (let second = 0; second < 10; second++) {
       const inflight = limit;
       const latencyMs = 125 * Math.max(1, inflight / 10);
-      limit = nextLimit(limit, { latencyMs, baselineMs: 50, peakInflight: inflight, samples: 100, peakHigh: null, slowWindows: 2 }, s, 20);
+      limit = nextLimit(limit, { latencyMs, baselineMs: 50, peakInflight: inflight, samples: 100, highDemand: null, slowWindows: 3 }, s, 20);
     }
     expect(limit).toBeGreaterThanOrEqual(8);
     expect(limit).toBeLessThanOrEqual(16);

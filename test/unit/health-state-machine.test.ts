@@ -109,7 +109,8 @@ describe('assess: one second of fleet signals → the state they call for', () =
     expect(assess(combine([{ ...sample, failures: 15 }]), t).status).toBe('DEGRADED');
     expect(assess(combine([{ ...sample, failures: 60 }]), t).status).toBe('CRITICAL');
     expect(assess(combine([{ ...sample, rejections: 20, admitted: 80 }]), t).status).toBe('DEGRADED');
-    expect(assess(combine([{ ...sample, rejections: 2, admitted: 10 }]), t).status).toBe('NORMAL');
+    expect(assess(combine([{ ...sample, rejections: 19, admitted: 80 }]), t).status).toBe('NORMAL');
+    expect(assess(combine([{ ...sample, rejections: 30, admitted: 1000 }]), t).status).toBe('NORMAL');
     expect(assess(combine([{ ...sample, loopLagMs: 300 }]), t).status).toBe('DEGRADED');
     expect(assess(combine([{ ...sample, loopLagMs: 1500 }]), t).status).toBe('CRITICAL');
   });
