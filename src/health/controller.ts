@@ -111,7 +111,10 @@ export class HealthController {
     const q = this.recorder.takeQuarter();
     const t = this.deps.tunables;
     const { peak, admittedHigh, sawLowest } = this.guard.takePeak();
-    const highDemand = (admittedHigh / (LIMIT_TICK_MS / 1000)) * t.concurrencyTolerance * (this.baseline.ms / 1000);
+    // Little's law at the latency they see now, but never counting more queueing than twice
+    // the tolerance: the floor follows a slower upstream without growing with its queue.
+    const tolerable = Math.min(q.latencyMs, 2 * t.concurrencyTolerance * this.baseline.ms);
+    const highDemand = (admittedHigh / (LIMIT_TICK_MS / 1000)) * (tolerable / 1000);
     const minSamples = Math.max(3, Math.ceil(t.minSamples / 4));
     if (q.responses >= minSamples) this.slowWindows = isSlow(q.latencyMs, this.baseline.ms, t.concurrencyTolerance) ? this.slowWindows + 1 : 0;
     this.limit = nextLimit(this.limit, {

@@ -94,8 +94,10 @@ describe('CONCURRENCY_LIMIT=auto arithmetic', () => {
 });
 
 describe('the latency baseline', () => {
-  test('follows a faster upstream, creeps towards a slightly slower one, and ignores a fault', () => {
+  test('is learned over five busy seconds, then follows a faster upstream, creeps towards a slightly slower one, and ignores a fault', () => {
     const b = new LatencyBaseline(2, 20);
+    for (let i = 0; i < 4; i++) b.observe(50, 100);
+    expect(b.ms).toBe(0); // still learning: no latency signal yet
     b.observe(50, 100);
     expect(b.ms).toBe(50);
     for (let i = 0; i < 600; i++) b.observe(125, 100); // ten minutes of fault
@@ -107,6 +109,13 @@ describe('the latency baseline', () => {
     expect(b.ms).toBeLessThan(49);
     b.observe(10, 5); // too few samples
     expect(b.ms).toBeLessThan(49);
+  });
+
+  test('a slow cold start does not become the baseline', () => {
+    const b = new LatencyBaseline(2, 20);
+    b.observe(600, 100);
+    for (let i = 0; i < 4; i++) b.observe(50, 100);
+    expect(b.ms).toBeLessThan(100);
   });
 
   test('the recorder’s median and overload-class failures', () => {
