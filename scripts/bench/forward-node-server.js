@@ -3,7 +3,7 @@
 // Agent — the client's raw header list minus Host and Connection, plus Host and
 // X-Forwarded-*; the upstream's raw list back minus Connection and Keep-Alive. No auth,
 // no limiting. With forward-undici-server.js it measures what the HTTP client itself
-// costs (README, "Why plain requests go through undici"). Opt in: --systems forward-node.
+// costs (docs/performance.md, "Why plain requests go through undici"). Opt in: --systems forward-node.
 // env: PORT, HOST (default 127.0.0.1), UPSTREAM_URL
 const http = require('http');
 const { env, onSignals } = require('./common');

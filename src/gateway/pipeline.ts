@@ -92,10 +92,9 @@ function admitted(tier: string, shedFirst: boolean, headers: HeaderList | null):
  */
 const ADMITTED_OPEN = admitted('none', true, null);
 
-
 /**
  * The request path, in this fixed order, with an early exit after each stage:
- *   0. request id   1. client IP   2. blocked?   3. route (SPEC §10: `auth: none` → 6)
+ *   0. request id   1. client IP   2. blocked?   3. route (SPEC §10: `auth: none` → 7)
  *   4. API key (none on an `optional` route → tier anonymous, per client IP)
  *   5. key → tier, the route's `tiers`   6. limit decision (cost 0 → not counted;
  *   shadow → a refusal is counted and proxied)   7. proxy to the route's upstream

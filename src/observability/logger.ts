@@ -4,29 +4,26 @@ export type { Logger };
 
 /** What pino's asynchronous destination (SonicBoom 4) offers beyond a stream. */
 interface AsyncDestination extends DestinationStream {
-  flush(cb: (err?: Error) => void): void;
+  flushSync(): void;
+  once(event: 'drain', fn: () => void): void;
+  off(event: 'drain', fn: () => void): void;
+  /** A write is in flight; 'drain' follows once everything queued is written. */
+  readonly _writing: boolean;
 }
 
-/**
- * Lines are written once this many bytes are queued, or every FLUSH_EVERY_MS: one write
- * syscall (through libuv's thread pool) per ~25 access-log lines under load instead of one
- * per line, which measured ≈ 25 µs of CPU per request (docs/routes.md, "Measurements").
- */
-const BATCH_BYTES = 8192;
-const FLUSH_EVERY_MS = 100;
 const FLUSH_WAIT_MS = 2000;
 
 let stdout: AsyncDestination | null = null;
 
 /**
  * Stdout for every line of the process (logs, audit, access log), through one asynchronous
- * destination: a line is queued and written off the request path in batches, and sharing
- * one destination keeps every line whole (two writers on one pipe could interleave a
- * partial write). pino flushes it synchronously on exit; `flushLogs` is the orderly way, at
- * shutdown. A SIGKILL loses at most the last FLUSH_EVERY_MS of lines.
+ * destination: a line is queued and written off the request path, lines queued while a
+ * write is in flight go together in the next one, and sharing one destination keeps every
+ * line whole (two writers on one pipe could interleave a partial write). pino flushes it
+ * synchronously on exit; `flushLogs` is the orderly way, at shutdown.
  */
 function stdoutDestination(): AsyncDestination {
-  stdout ??= pino.destination({ dest: 1, sync: false, minLength: BATCH_BYTES, periodicFlush: FLUSH_EVERY_MS }) as unknown as AsyncDestination;
+  stdout ??= pino.destination({ dest: 1, sync: false }) as unknown as AsyncDestination;
   return stdout;
 }
 
@@ -59,33 +56,86 @@ export function audit(log: Logger, event: string, fields: Record<string, unknown
 }
 
 /**
+ * Access-log lines gathered into batches before they reach the destination: one write (a
+ * thread-pool round trip) per ~8 KiB of lines under load instead of one per line, which
+ * measured ≈ 25 µs of CPU per request (docs/routes.md, "Measurements"). A batch goes out
+ * when it is full, FLUSH_EVERY_MS after its first line, at shutdown (`flushLogs`) and on
+ * exit; logs and audit lines are not batched, so they appear at once.
+ */
+class LineBatch {
+  private buffer = '';
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly dest: AsyncDestination, private readonly maxBytes: number, private readonly maxWaitMs: number) {}
+
+  write(line: string): void {
+    this.buffer += line;
+    if (this.buffer.length >= this.maxBytes) this.flush();
+    else if (this.timer === null) {
+      this.timer = setTimeout(() => this.flush(), this.maxWaitMs);
+      this.timer.unref();
+    }
+  }
+
+  flush(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.buffer === '') return;
+    const out = this.buffer;
+    this.buffer = '';
+    this.dest.write(out);
+  }
+}
+
+const BATCH_BYTES = 8192;
+const FLUSH_EVERY_MS = 50;
+let accessBatch: LineBatch | null = null;
+
+/**
  * The access log's writer (SPEC §10): whole JSON lines, already built, onto the shared
- * asynchronous stdout destination. Building the line is the caller's (gateway/accessLog.ts);
- * going through pino's serialisers and redaction would cost more and add nothing, since the
- * line never holds a key.
+ * asynchronous stdout destination in batches. Building the line is the caller's
+ * (gateway/accessLog.ts); going through pino's serialisers and redaction would cost more
+ * and add nothing, since the line never holds a key.
  */
 export function accessLogWriter(): (line: string) => void {
-  const dest = stdoutDestination();
-  return (line) => { dest.write(line); };
+  if (accessBatch === null) {
+    const dest = stdoutDestination();
+    const batch = new LineBatch(dest, BATCH_BYTES, FLUSH_EVERY_MS);
+    // Whatever a batch still holds at exit goes out synchronously (pino's own exit hook
+    // may already have run, so this one flushes the destination again after it).
+    process.on('exit', () => {
+      try {
+        batch.flush();
+        dest.flushSync();
+      } catch {
+        // Nothing more can be done for stdout at exit.
+      }
+    });
+    accessBatch = batch;
+  }
+  const batch = accessBatch;
+  return (line) => batch.write(line);
 }
 
 /**
  * Resolves once every line queued so far is written (shutdown, before exit), or after 2 s
- * (a stalled reader of stdout; pino's exit hook then writes the rest synchronously).
+ * (a stalled reader of stdout; the exit hooks then write the rest synchronously).
+ * SonicBoom's own flush(cb) answers at once when it batches nothing (minLength 0), so the
+ * wait is for its 'drain', which follows the last write of a busy spell.
  */
 export function flushLogs(): Promise<void> {
+  accessBatch?.flush();
   const dest = stdout;
-  if (dest === null) return Promise.resolve();
+  if (dest === null || !dest._writing) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, FLUSH_WAIT_MS);
-    try {
-      dest.flush(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    } catch {
+    const done = () => {
       clearTimeout(timer);
+      dest.off('drain', done);
       resolve();
-    }
+    };
+    const timer = setTimeout(done, FLUSH_WAIT_MS);
+    dest.once('drain', done);
   });
 }

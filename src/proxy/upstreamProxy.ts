@@ -11,7 +11,7 @@ import { cleanUpgradeHeaders, requestHasBody, requestHead, responseHead, type Fo
 /*
  * Plain HTTP requests go to the upstream through an undici Pool (Node's own HTTP/1.1
  * client, kept by the Node project): in an A/B against the same forwarding done with
- * node:http and a keep-alive Agent it needed ≈ 25 µs less CPU per request (README, "Why
+ * node:http and a keep-alive Agent it needed ≈ 25 µs less CPU per request (docs/performance.md, "Why
  * plain requests go through undici").
  *
  * WebSocket upgrades are carried by http-proxy, and this is the only file that imports it

@@ -22,6 +22,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBu
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import { schema } from '../../src/config/schema';
 import { parseTiers } from '../../src/limit/tiers';
+import { parseRoutes } from '../../src/routes/routes';
 import { requireBinary } from '../support/binaries';
 import {
   ROOT, allContainers, configMaps, containerPort, deployments, docs, envValue, fileSource, gatewayContainer,
@@ -361,9 +362,13 @@ describe('the ConfigMap and Secrets', () => {
     expect(JSON.parse(configKey('TIERS_FILE'))).toEqual(shipped);
   });
 
-  it('routes.json is a routes file', () => {
-    const routes = JSON.parse(configKey('ROUTES_FILE')) as unknown;
-    expect(isDict(routes) && Array.isArray(routes.routes)).toBe(true);
+  it('routes.json is a valid routes file for those tiers, the shipped config/routes.json (change both together)', () => {
+    const tiers = parseTiers(JSON.parse(configKey('TIERS_FILE')));
+    if (!tiers.ok) throw new Error(tiers.reasons.join('; '));
+    const routes = parseRoutes(JSON.parse(configKey('ROUTES_FILE')), new Set(tiers.tiers.tiers.keys()));
+    if (!routes.ok) throw new Error(routes.reasons.join('; '));
+    const shipped: unknown = JSON.parse(readFileSync(join(ROOT, 'config', 'routes.json'), 'utf8'));
+    expect(JSON.parse(configKey('ROUTES_FILE'))).toEqual(shipped);
   });
 
   it('the TLS Secret holds a matching certificate and key, valid now, for the Service names', () => {

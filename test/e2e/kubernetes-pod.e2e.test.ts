@@ -127,6 +127,14 @@ test('a ConfigMap update (the kubelet\'s ..data swap) reaches the running gatewa
   await gw.waitForOutput('"event":"tiers.reloaded"');
 });
 
+test('a routes update in the ConfigMap reaches the running gateway: a route made keyless answers without a key', async () => {
+  const ca = certFile();
+  expect((await httpsGet('/status/ping', {}, ca, serviceHost)).status).toBe(401);
+  const name = path.basename(resolvedEnv(container).ROUTES_FILE);
+  volumeOf('ROUTES_FILE').update({ [name]: JSON.stringify({ routes: [{ name: 'status', match: { path: '/status/*' }, auth: 'none' }] }) });
+  await waitFor('the keyless route in force', async () => (await httpsGet('/status/ping', {}, ca, serviceHost)).status === 200, 10_000);
+});
+
 test('a Secret update (certificate rotation) reaches new connections without a restart', async () => {
   const certs = await makeCerts(mkdtempSync(path.join(root, 'new-cert-')));
   const tlsVolume = volumeOf('TLS_CERT_FILE');

@@ -153,7 +153,7 @@ test('ACCESS_LOG_SAMPLE=0 drops the 2xx lines but keeps every other status; ACCE
   }
 });
 
-test('FORWARD_API_KEY=false: the upstream never sees the key header; client-sent X-Tollgate-Key-Id is replaced', async () => {
+test('FORWARD_API_KEY=false: the upstream never sees the key header; X-Tollgate-Key-Id and X-Tollgate-Identity are ours, client-sent ones replaced', async () => {
   const gw = await start({ FORWARD_API_KEY: 'false' });
   try {
     const { id, key } = await createKey(gw.adminUrl, 'pro');
@@ -165,6 +165,14 @@ test('FORWARD_API_KEY=false: the upstream never sees the key header; client-sent
     expect(seen['x-tollgate-key-id']).toBe(id);
     // A key record without an identity: the header is not sent (a spoofed one neither).
     expect(seen['x-tollgate-identity']).toBeUndefined();
+    // A key with an identity (SPEC §9): X-Tollgate-Identity carries it.
+    const created = await httpRequest(`${gw.adminUrl}/admin/keys`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tier: 'pro', name: 'acme-1', identity: 'acme.corp' }) });
+    expect(created.status).toBe(201);
+    const withIdentity = created.json<{ id: string; key: string }>();
+    const r2 = await get(`${gw.url}/items`, withIdentity.key, { 'x-tollgate-identity': 'spoofed' });
+    const seen2 = r2.json<{ headers: Record<string, string> }>().headers;
+    expect(seen2['x-tollgate-identity']).toBe('acme.corp');
+    expect(seen2['x-tollgate-key-id']).toBe(withIdentity.id);
   } finally {
     await gw.stop();
   }

@@ -256,3 +256,25 @@ describe('on a shared Redis', () => {
     }
   });
 });
+
+test('WORKERS=2: a routes reload on the admin port is in force on both workers', async () => {
+  const redis = await startRedis();
+  const { routesFile, gw } = await startWithRoutes({ routes: [] }, { REDIS_URL: redis.url, ...EXACT, WORKERS: '2' });
+  try {
+    // Before: no routes, so a request without a key is refused on every worker.
+    const before = await burst(20, 10, () => get(`${gw.url}/status`, undefined, { connection: 'close' }));
+    expect(countStatuses(before)).toEqual({ 401: 20 });
+    writeFileSync(routesFile, JSON.stringify({ routes: [{ name: 'status', match: { path: '/status' }, auth: 'none' }] }));
+    const r = await httpRequest(`${gw.adminUrl}/admin/routes/reload`, { method: 'POST' });
+    expect(r.status).toBe(200);
+    expect(r.json<{ routes: Array<{ name: string }> }>().routes.map((x) => x.name)).toEqual(['status']);
+    // New connections land on both workers (round-robin accept): every one serves the route.
+    await waitFor('the route on both workers', async () => {
+      const after = await burst(20, 10, () => get(`${gw.url}/status`, undefined, { connection: 'close' }));
+      return countStatuses(after)[200] === 20;
+    }, 3000);
+  } finally {
+    await gw.stop();
+    await redis.stop();
+  }
+});
