@@ -16,15 +16,14 @@
  *   upstream actually had in the window, not to a limit far above it, so the limit reaches
  *   the upstream's real capacity within a second of a fault instead of shrinking from an
  *   unused maximum 20 % at a time;
- * - ours: while the lowest priority is in play, the limit never goes below twice the
- *   concurrency the higher priorities need (their arrival rate × tolerance × baseline, by
- *   Little's law) + √limit. The guard is there to shed the lowest priority first; without this
- *   floor a slower (not overloaded) upstream — whose latency stays above tolerance × baseline
- *   for the whole fault — squeezed the limit until paying requests were refused too (measured:
- *   94 % within-contract goodput and 86 % shed precision in `npm run overload`). The floor
- *   is computed from the rate, not from what is in flight, because in-flight counts grow with
- *   the upstream's queue and would raise the floor exactly when it must hold. The rate limits,
- *   not the guard, hold the higher priorities to their contracts.
+ * - ours: while the lowest priority is in play, the limit never goes below twice what the
+ *   higher priorities had in flight at their peak, + √limit. The guard is there to shed the
+ *   lowest priority first; without this floor an upstream that is slower but not overloaded
+ *   (latency above tolerance × baseline for the whole fault) squeezed the limit until paying
+ *   requests were refused too (`npm run overload`: 94 % within-contract goodput, 86 % shed
+ *   precision). Floors from the higher priorities' arrival rate × a tolerable latency were
+ *   tried and refused paying requests again (97-98 %): the peak is what they really hold.
+ *   The rate limits, not the guard, hold the higher priorities to their contracts.
  */
 export interface AdaptiveSettings {
   readonly initial: number;
@@ -42,8 +41,8 @@ export interface LatencyWindow {
   /** Upstream responses in the window: a second without enough says nothing. */
   readonly samples: number;
   /**
-   * The concurrency the higher priorities need at a tolerable latency (their arrival rate ×
-   * tolerance × baseline); null when no request of the lowest priority came.
+   * The most requests of the higher priorities in flight at once; null when no request of the
+   * lowest priority came.
    */
   readonly highDemand: number | null;
   /** Windows in a row, this one included, whose latency was over tolerance × baseline. */

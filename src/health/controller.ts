@@ -110,12 +110,11 @@ export class HealthController {
     if (this.guard === null) return;
     const q = this.recorder.takeQuarter();
     const t = this.deps.tunables;
-    const { peak, admittedHigh, sawLowest } = this.guard.takePeak();
-    const highDemand = (admittedHigh / (LIMIT_TICK_MS / 1000)) * t.concurrencyTolerance * (this.baseline.ms / 1000);
+    const { peak, peakHigh, sawLowest } = this.guard.takePeak();
     const minSamples = Math.max(3, Math.ceil(t.minSamples / 4));
     if (q.responses >= minSamples) this.slowWindows = isSlow(q.latencyMs, this.baseline.ms, t.concurrencyTolerance) ? this.slowWindows + 1 : 0;
     this.limit = nextLimit(this.limit, {
-      latencyMs: q.latencyMs, baselineMs: this.baseline.ms, peakInflight: peak, samples: q.responses, highDemand: sawLowest ? highDemand : null, slowWindows: this.slowWindows,
+      latencyMs: q.latencyMs, baselineMs: this.baseline.ms, peakInflight: peak, samples: q.responses, highDemand: sawLowest ? peakHigh : null, slowWindows: this.slowWindows,
     }, { initial: t.concurrencyInitial, min: t.concurrencyMin, max: t.concurrencyMax, tolerance: t.concurrencyTolerance }, minSamples);
   }
 

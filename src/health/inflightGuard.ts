@@ -27,7 +27,7 @@ export class InflightGuard {
   private rejected = 0;
   private admitted = 0;
   private peak = 0;
-  private admittedHigh = 0;
+  private peakHigh = 0;
   private sawLowest = false;
 
   /** `limit()` is read on every admission: a fixed number, or the adaptive limit's current value. */
@@ -44,7 +44,7 @@ export class InflightGuard {
     this.admitted += 1;
     if (this.inflight > this.peak) this.peak = this.inflight;
     if (isLowest) this.lowestInflight += 1;
-    else this.admittedHigh += 1;
+    else if (this.inflight - this.lowestInflight > this.peakHigh) this.peakHigh = this.inflight - this.lowestInflight;
     return true;
   }
 
@@ -67,13 +67,12 @@ export class InflightGuard {
 
   /**
    * Since the last call (the adaptive limit reads it): the most requests in flight at once,
-   * how many requests of the higher priorities were let in, and whether any request of the
-   * lowest priority came.
+   * the most of the higher priorities, and whether any request of the lowest priority came.
    */
-  takePeak(): { peak: number; admittedHigh: number; sawLowest: boolean } {
-    const w = { peak: this.peak, admittedHigh: this.admittedHigh, sawLowest: this.sawLowest };
+  takePeak(): { peak: number; peakHigh: number; sawLowest: boolean } {
+    const w = { peak: this.peak, peakHigh: this.peakHigh, sawLowest: this.sawLowest };
     this.peak = this.inflight;
-    this.admittedHigh = 0;
+    this.peakHigh = this.inflight - this.lowestInflight;
     this.sawLowest = this.lowestInflight > 0;
     return w;
   }

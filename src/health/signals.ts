@@ -108,21 +108,25 @@ export class SignalRecorder {
  * not move at all, so a fault never becomes the new normal (Netflix's Gradient2 uses a
  * long-window average, which does drift into a sustained fault; Envoy's adaptive concurrency
  * re-measures a minimum RTT instead). Seconds with fewer than `minSamples` responses are
- * ignored.
+ * ignored, and it counts only after five such seconds: a cold gateway's first seconds are slow.
  */
 export class LatencyBaseline {
   private value = 0;
+  private seen = 0;
 
-  constructor(private readonly tolerance: number, private readonly minSamples: number) {}
+  /** `warmupSeconds`: qualifying seconds before the baseline counts (a cold start is slow). */
+  constructor(private readonly tolerance: number, private readonly minSamples: number, private readonly warmupSeconds = 5) {}
 
+  /** The baseline, or 0 while it is still being learned. */
   get ms(): number {
-    return this.value;
+    return this.seen >= this.warmupSeconds ? this.value : 0;
   }
 
   observe(latencyMs: number, samples: number): void {
     if (samples < this.minSamples || latencyMs <= 0) return;
+    this.seen += 1;
     if (this.value === 0) this.value = latencyMs;
-    else if (latencyMs < this.value) this.value += (latencyMs - this.value) * 0.2;
+    else if (latencyMs < this.value) this.value += (latencyMs - this.value) * (this.seen <= this.warmupSeconds ? 0.5 : 0.2);
     else if (latencyMs < this.value * this.tolerance) this.value += (latencyMs - this.value) * 0.01;
   }
 }

@@ -25,14 +25,14 @@ describe('the in-flight guard’s admission rule per priority', () => {
     expect(guard.inFlight).toBe(4);
     expect(guard.take()).toEqual({ rejections: 2, admitted: 5 });
     expect(guard.take()).toEqual({ rejections: 0, admitted: 0 });
-    expect(guard.takePeak()).toEqual({ peak: 4, admittedHigh: 3, sawLowest: true });
+    expect(guard.takePeak()).toEqual({ peak: 4, peakHigh: 3, sawLowest: true });
     guard.release(false);
     guard.release(false);
     // A window starts at what is in flight when the last one was read.
-    expect(guard.takePeak()).toEqual({ peak: 4, admittedHigh: 0, sawLowest: true });
+    expect(guard.takePeak()).toEqual({ peak: 4, peakHigh: 3, sawLowest: true });
     guard.release(true);
-    expect(guard.takePeak()).toEqual({ peak: 2, admittedHigh: 0, sawLowest: true });
-    expect(guard.takePeak()).toEqual({ peak: 1, admittedHigh: 0, sawLowest: false });
+    expect(guard.takePeak()).toEqual({ peak: 2, peakHigh: 1, sawLowest: true });
+    expect(guard.takePeak()).toEqual({ peak: 1, peakHigh: 1, sawLowest: false });
   });
 });
 
@@ -54,10 +54,10 @@ describe('CONCURRENCY_LIMIT=auto arithmetic', () => {
     expect(nextLimit(4, { latencyMs: 1000, baselineMs: 50, peakInflight: 1, samples: 100, highDemand: null, slowWindows: 3 }, s, 20)).toBe(4);
   });
 
-  test('while the lowest priority is in play, the limit keeps twice the concurrency the higher priorities need', () => {
+  test('while the lowest priority is in play, the limit keeps twice what the higher priorities had in flight', () => {
     // A slower upstream (125 ms vs 50): the gradient alone would take the limit to
-    // 8 × 0.8 + √12 ≈ 10, leaving paying requests 5 slots; 48 paying requests a second need
-    // 48 × 2 × 0.05 = 4.8 slots at a tolerable latency, so the floor is 2 × 4.8 + √12.
+    // 8 × 0.8 + √12 ≈ 10, leaving paying requests 5 slots; with 4.8 of them in flight at
+    // their peak, the floor is 2 × 4.8 + √12.
     const w = { latencyMs: 125, baselineMs: 50, peakInflight: 8, samples: 100, slowWindows: 3 };
     expect(nextLimit(12, { ...w, highDemand: null }, s, 20)).toBe(10);
     expect(nextLimit(12, { ...w, highDemand: 4.8 }, s, 20)).toBe(13);
@@ -94,8 +94,10 @@ describe('CONCURRENCY_LIMIT=auto arithmetic', () => {
 });
 
 describe('the latency baseline', () => {
-  test('follows a faster upstream, creeps towards a slightly slower one, and ignores a fault', () => {
+  test('is learned over five busy seconds, then follows a faster upstream, creeps towards a slightly slower one, and ignores a fault', () => {
     const b = new LatencyBaseline(2, 20);
+    for (let i = 0; i < 4; i++) b.observe(50, 100);
+    expect(b.ms).toBe(0); // still learning: no latency signal yet
     b.observe(50, 100);
     expect(b.ms).toBe(50);
     for (let i = 0; i < 600; i++) b.observe(125, 100); // ten minutes of fault
@@ -107,6 +109,13 @@ describe('the latency baseline', () => {
     expect(b.ms).toBeLessThan(49);
     b.observe(10, 5); // too few samples
     expect(b.ms).toBeLessThan(49);
+  });
+
+  test('a slow cold start does not become the baseline', () => {
+    const b = new LatencyBaseline(2, 20);
+    b.observe(600, 100);
+    for (let i = 0; i < 4; i++) b.observe(50, 100);
+    expect(b.ms).toBeLessThan(100);
   });
 
   test('the recorder’s median and overload-class failures', () => {
