@@ -1,7 +1,5 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
 
 /*
  * The proxy port's certificate and key (SPEC §11): read, checked to belong together, and
@@ -56,43 +54,3 @@ export async function readTlsPair(certFile: string, keyFile: string): Promise<Tl
   return { ok: true, pair: { cert, key, fingerprint: x509.fingerprint256, validTo: x509.validTo } };
 }
 
-/**
- * Calls `onChange` (debounced) when either file may have changed. Watches the directories,
- * not the files: a Kubernetes Secret volume swaps its `..data` symlink (the files' own
- * inodes never change), and cert-manager or an editor replaces a file by rename; a watch on
- * the old file sees neither. A write of the pair is two writes: the debounce lets both land
- * before they are read (a half-written pair is rejected and the next event retries).
- */
-export function watchTlsFiles(files: readonly string[], onChange: () => void, debounceMs = 200): () => void {
-  const byDir = new Map<string, Set<string>>();
-  for (const f of files) {
-    const names = byDir.get(dirname(f)) ?? new Set<string>();
-    names.add(basename(f));
-    byDir.set(dirname(f), names);
-  }
-  let timer: NodeJS.Timeout | null = null;
-  const watchers: FSWatcher[] = [];
-  const fire = () => {
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(() => {
-      timer = null;
-      onChange();
-    }, debounceMs);
-    timer.unref();
-  };
-  for (const [dir, names] of byDir) {
-    try {
-      const w = watch(dir, { persistent: false }, (_event, file) => {
-        if (file === null || names.has(file) || file.startsWith('..')) fire();
-      });
-      w.on('error', () => undefined);
-      watchers.push(w);
-    } catch {
-      // No watch support (some network filesystems): SIGHUP still reloads.
-    }
-  }
-  return () => {
-    if (timer) clearTimeout(timer);
-    for (const w of watchers) w.close();
-  };
-}

@@ -1,4 +1,4 @@
-import { watchTiersFile } from '../limit/tiersFile';
+import { watchFiles } from '../config/configFiles';
 import { audit, type Logger } from '../observability/logger';
 import { EMPTY_MATCHER, RouteMatcher } from './matcher';
 import { routesToJson, type RoutesParseResult } from './routes';
@@ -53,7 +53,7 @@ export class RouteTable {
 
   /** Reloads when the file changes (as the tiers file is watched: the directory, debounced). */
   watch(actor: string): void {
-    this.stopWatching = watchTiersFile(this.deps.file, () => { void this.reload(actor); });
+    this.stopWatching = watchFiles([this.deps.file], () => { void this.reload(actor); });
   }
 
   close(): void {
