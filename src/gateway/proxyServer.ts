@@ -109,34 +109,28 @@ function ignore(): void {
   // The compatibility response reports nothing more; upstreamProxy sees the stream close.
 }
 
-function plain(opts: ProxyListenerOptions): ProxyListener {
-  const server = http.createServer(opts.onRequest);
+/** The HTTP/1.1 listeners (plain and TLS) are wired alike; only the certificate handling differs. */
+function http1Listener(server: http.Server | https.Server, kind: 'http' | 'https', opts: ProxyListenerOptions, setPair: ProxyListener['setPair']): ProxyListener {
   server.on('upgrade', opts.onUpgrade);
   server.on('clientError', badRequest);
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   return {
     server,
-    kind: 'http',
-    setPair: () => undefined,
+    kind,
+    setPair,
     closeIdle: () => server.closeIdleConnections(),
     closeAll: () => server.closeAllConnections(),
   };
 }
 
+function plain(opts: ProxyListenerOptions): ProxyListener {
+  return http1Listener(http.createServer(opts.onRequest), 'http', opts, () => undefined);
+}
+
 function secureHttp1(opts: ProxyListenerOptions, tls: NonNullable<ProxyListenerOptions['tls']>): ProxyListener {
   const server = https.createServer({ cert: tls.pair.cert, key: tls.pair.key, minVersion: tls.minVersion }, opts.onRequest);
-  server.on('upgrade', opts.onUpgrade);
-  server.on('clientError', badRequest);
-  server.keepAliveTimeout = KEEP_ALIVE_MS;
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
-  return {
-    server,
-    kind: 'https',
-    setPair: (pair) => server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: tls.minVersion }),
-    closeIdle: () => server.closeIdleConnections(),
-    closeAll: () => server.closeAllConnections(),
-  };
+  return http1Listener(server, 'https', opts, (pair) => server.setSecureContext({ cert: pair.cert, key: pair.key, minVersion: tls.minVersion }));
 }
 
 function secureH2(opts: ProxyListenerOptions, tls: NonNullable<ProxyListenerOptions['tls']>): ProxyListener {
