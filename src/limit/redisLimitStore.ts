@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { CoalescedWrites } from './coalescedWrites';
-import { planResult, type Plan, type PlanResult, type PlanTemplate } from './plan';
+import { planResult, type Counter, type Plan, type PlanResult, type PlanTemplate } from './plan';
 import { GCRA_LUA, PLAN_LUA, QUOTA_CHANGE_LUA, SLIDING_WINDOW_LUA } from './redisScripts';
 import type { LimitStore, QuotaChange, QuotaUsage } from './store';
 
@@ -10,7 +10,7 @@ interface ScriptCommands {
   tollgateSlidingWindow: Single;
   tollgateGcra: Single;
   tollgatePlan(numKeys: number, ...args: Arg[]): Promise<number[]>;
-  tollgateQuotaChange(key: string, mode: string, n: number, offset: number, spec: string, anchor: number, limit: number): Promise<number[]>;
+  tollgateQuotaChange(key: string, mode: string, n: number, offset: number, spec: string, anchor: number, limit: number, field: string): Promise<number[]>;
 }
 
 /** Registers the limiter scripts once per client; ioredis loads them on every node on NOSCRIPT. */
@@ -24,6 +24,18 @@ function withScripts(client: Redis | Cluster): ScriptCommands {
   return c as unknown as ScriptCommands;
 }
 
+/**
+ * The subject's one hash of counters (PLAN_LUA): the sliding-window main counter's key, so its
+ * fields are the fast path's; with GCRA it holds every counter but the main TAT. One name
+ * for both algorithms, so a quota's count survives a tier's change of algorithm.
+ */
+const PLAN_HASH = 'sw';
+
+/** Where a counter's fields live in the plan hash: the main window's unprefixed (the fast path's). */
+function fieldPrefix(c: Counter): string {
+  return c.key === PLAN_HASH ? '' : `${c.key}.`;
+}
+
 export interface RedisLimitStoreOptions {
   /**
    * Added to Redis `TIME` inside the scripts. Tests only (quota rollovers at chosen
@@ -34,8 +46,9 @@ export interface RedisLimitStoreOptions {
 
 /**
  * One EVALSHA per decision, whatever the number of counters: a plan of one rate counter
- * through SLIDING_WINDOW_LUA / GCRA_LUA, any other through PLAN_LUA. All keys of one subject (key
- * id or identity) share the hash tag `{subject}`, so a script never crosses Redis Cluster slots.
+ * through SLIDING_WINDOW_LUA / GCRA_LUA, any other through PLAN_LUA, which keeps every counter
+ * in one hash (one HMGET, one HSET). All keys of one subject (key id or identity) share the
+ * hash tag `{subject}`, so a script never crosses Redis Cluster slots.
  */
 export class RedisLimitStore implements LimitStore {
   private readonly scripts: ScriptCommands;
@@ -60,9 +73,9 @@ export class RedisLimitStore implements LimitStore {
 
   async changeQuota(plan: Plan, change: QuotaChange | null): Promise<QuotaUsage> {
     const c = plan.template.counters[plan.template.quotaIndex];
-    const key = `${this.prefix}{${plan.subject}}:${c.key}`;
+    const key = `${this.prefix}{${plan.subject}}:${PLAN_HASH}`;
     const [mode, n] = change === null ? ['get', 0] : 'reset' in change ? ['reset', 0] : ['add', change.add];
-    const r = await this.scripts.tollgateQuotaChange(key, mode, n, this.offset, c.spec, c.anchor, c.limit);
+    const r = await this.scripts.tollgateQuotaChange(key, mode, n, this.offset, c.spec, c.anchor, c.limit, fieldPrefix(c));
     return { limit: r[0], used: r[1], remaining: r[2], resetMs: r[3] };
   }
 
@@ -96,8 +109,29 @@ export class RedisLimitStore implements LimitStore {
   private compile(template: PlanTemplate): { suffixes: readonly string[]; argv: string } {
     let c = this.compiled.get(template);
     if (c === undefined) {
-      const argv = template.counters.map((k) => `${k.spec}:${k.limit}:${k.windowMs === 0 ? k.anchor : k.windowMs}`).join('|');
-      c = { suffixes: template.counters.map((k) => k.key), argv };
+      const main = template.counters[0];
+      const specs: string[] = [];
+      const limits: number[] = [];
+      const args: number[] = [];
+      const starts: number[] = [];
+      const fields: string[] = [];
+      template.counters.forEach((k, i) => {
+        specs.push(k.spec);
+        limits.push(k.limit);
+        args.push(k.windowMs === 0 ? k.anchor : k.windowMs);
+        starts.push(fields.length);
+        const f = fieldPrefix(k);
+        if (k.spec === 'gcra') {
+          if (i > 0) fields.push(`${f}t`);
+        } else if (k.spec === 'sw') {
+          fields.push(`${f}w`, `${f}c`, `${f}p`);
+        } else {
+          fields.push(`${f}p`, `${f}c`, `${f}a`);
+        }
+      });
+      const argv = JSON.stringify([specs, limits, args, starts, fields]);
+      // GCRA's main TAT stays the fast path's string key; every other counter is in the hash.
+      c = { suffixes: main.spec === 'gcra' ? [main.key, PLAN_HASH] : [PLAN_HASH], argv };
       this.compiled.set(template, c);
     }
     return c;

@@ -51,7 +51,8 @@ if used <= capacity then
       redis.call('HINCRBY', KEYS[1], 'c', cost)
     else
       redis.call('HSET', KEYS[1], 'w', window, 'c', current + cost, 'p', previous)
-      redis.call('PEXPIRE', KEYS[1], windowMs * 2)
+      -- Never shorten it: the hash may hold a plan's other counters (PLAN_LUA), e.g. a quota.
+      if redis.call('PTTL', KEYS[1]) < windowMs * 2 then redis.call('PEXPIRE', KEYS[1], windowMs * 2) end
     end
   end
   return {1, floorDiv(capacity - used, windowMs), resetMs, 0, now}
@@ -105,31 +106,33 @@ return {0, free, math.ceil(base), math.ceil(allowAt - slack), now}
 
 /** Shared by PLAN_LUA and QUOTA_CHANGE_LUA: the clock, floorDiv and the quota period (calendar.ts). */
 const COMMON = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
+-- Globals are slow in Redis's Lua (a guarded table): every library function used is a local.
+local floor, ceil, max, min, tonumber, call = math.floor, math.ceil, math.max, math.min, tonumber, redis.call
+local t = call('TIME')
+local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000) + tonumber(ARGV[3])
 local DAY = 86400000
 local function floorDiv(a, b)
-  local q = math.floor(a / b)
+  local q = floor(a / b)
   if q * b > a then q = q - 1 end
   return q
 end
 local function daysFromCivil(y, m, d)
   if m <= 2 then y = y - 1 end
-  local era = math.floor(y / 400)
+  local era = floor(y / 400)
   local yoe = y - era * 400
   local mm = m + 9
   if m > 2 then mm = m - 3 end
-  local doy = math.floor((153 * mm + 2) / 5) + d - 1
-  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local doy = floor((153 * mm + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
   return era * 146097 + doe - 719468
 end
 local function civilFromDays(days)
   local z = days + 719468
-  local era = math.floor(z / 146097)
+  local era = floor(z / 146097)
   local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
   local m = mp - 9
   if mp < 10 then m = mp + 3 end
   local y = yoe + era * 400
@@ -140,11 +143,11 @@ local function anchoredDay(y, m, anchor)
   local first = daysFromCivil(y, m, 1)
   local nextFirst
   if m == 12 then nextFirst = daysFromCivil(y + 1, 1, 1) else nextFirst = daysFromCivil(y, m + 1, 1) end
-  return first + math.min(anchor, nextFirst - first) - 1
+  return first + min(anchor, nextFirst - first) - 1
 end
 -- {period id (first day), end ms}
 local function quotaPeriod(spec, anchor)
-  local today = math.floor(now / DAY)
+  local today = floor(now / DAY)
   if spec == 'day' then return today, (today + 1) * DAY end
   local y, m = civilFromDays(today)
   local start = anchoredDay(y, m, anchor)
@@ -160,53 +163,68 @@ end
 `;
 
 /**
- * One decision over every counter of a plan (plan.ts), atomically.
- * KEYS[i]  counter i's state: sw → hash {w window index, c current, p previous};
- *          gcra → string TAT ms; day|month → hash {p period id, c used, a added}
+ * One decision over every counter of a plan (plan.ts), atomically, with ONE read and at most
+ * one write of the subject's state: every counter is a group of fields of one hash.
+ * Measured (INFO cpu, 4 counters): a key per counter made Redis work 2.6× the single-counter
+ * script (HMGET and HINCRBY per counter); one hash brings it to ~1.3×.
+ * KEYS[1]  sliding window: the hash of every counter (the main window keeps the fast path's
+ *          fields w, c, p, so counts carry over when windows come and go);
+ *          gcra: the main TAT (a string: the fast path's key), KEYS[2] the hash of the rest
  * ARGV[1]  "1" = peek (count nothing)     ARGV[2] cost      ARGV[3] clock offset ms (0; tests only)
- * ARGV[4]  the counters, in KEYS order, as one string "spec:limit:arg|spec:limit:arg|…": spec sw|gcra|day|month,
- *          arg the window in ms (rate) or the anchor day (quota). One argument, made once per plan template:
- *          fewer arguments to encode per call than three per counter.
+ * ARGV[4]  the counters, in plan order, as JSON made once per plan template (redisLimitStore.ts):
+ *          [specs, limits, args, starts, fields]: spec sw|gcra|day|month; arg the window in ms
+ *          (rate) or the anchor day (quota); fields every hash field to read, in counter order
+ *          (sw: window index, current, previous; gcra: TAT, none for the main one in KEYS[1];
+ *          quota: period id, used, added), a counter's first at fields[start + 1].
  * Returns  {allowed 0|1, nowMs, binding (0-based), retryAtMs, remaining1, reset1, remaining2, reset2, ...}
  */
 export const PLAN_LUA = `${COMMON}
 local cost = tonumber(ARGV[2])
-local n = #KEYS
-local specs, limits, args = {}, {}, {}
-do
-  local i = 0
-  for sp, l, a in string.gmatch(ARGV[4], '(%a+):(%d+):(%d+)') do
-    i = i + 1
-    specs[i] = sp
-    limits[i] = tonumber(l)
-    args[i] = tonumber(a)
-  end
-end
+local hash = KEYS[#KEYS]
+local gmain = #KEYS == 2
+-- C decodes it (cjson) much faster than Lua patterns would parse it: measured 6 µs for 4 counters.
+local plan = cjson.decode(ARGV[4])
+local specs, limits, args, at, names = plan[1], plan[2], plan[3], plan[4], plan[5]
+local n, m = #specs, #names
+local unpack, format = unpack, string.format
+local v = {}
+if m > 0 then v = call('HMGET', hash, unpack(names)) end
+local mainTat = nil
+if gmain then mainTat = call('GET', KEYS[1]) end
 local allowed = true
 local binding = 0
 local retryAt = 0
--- per counter: allowed, remaining if counted, reset if counted, free, standing reset, write kind, a, b, c
-local ok, rem, rst, free, srst, wk, wa, wb, wc = {}, {}, {}, {}, {}, {}, {}, {}, {}
+-- per counter: remaining if counted, reset if counted, free, standing reset
+local rem, rst, free, srst = {}, {}, {}, {}
+-- the fields to write if every counter allows; fresh: a window or period begins (the TTL may need to grow)
+local w = {}
+local nw = 0
+local fresh = false
+local ttl = 0
+local j = 0
 for i = 1, n do
   local spec = specs[i]
   local limit = limits[i]
   local arg = args[i]
+  local f = at[i]
   local retry = 0
+  local ok
   if spec == 'sw' then
     local windowMs = arg
-    local window = math.floor(now / windowMs)
+    local window = floor(now / windowMs)
     local windowStart = window * windowMs
     local previous, current = 0, 0
     local same = false
-    local s = redis.call('HMGET', KEYS[i], 'w', 'c', 'p')
-    if s[1] then
-      local w = tonumber(s[1])
-      if w == window then
+    local sw, sc, sprev = v[j + 1], v[j + 2], v[j + 3]
+    j = j + 3
+    if sw then
+      local ws = tonumber(sw)
+      if ws == window then
         same = true
-        previous = tonumber(s[3])
-        current = tonumber(s[2])
-      elseif w == window - 1 then
-        previous = tonumber(s[2])
+        previous = tonumber(sprev) or 0
+        current = tonumber(sc) or 0
+      elseif ws == window - 1 then
+        previous = tonumber(sc) or 0
       end
     end
     local elapsed = now - windowStart
@@ -218,28 +236,46 @@ for i = 1, n do
     if unused > 0 then free[i] = floorDiv(unused, windowMs) end
     rst[i] = resetMs
     srst[i] = resetMs
+    if windowMs * 2 > ttl then ttl = windowMs * 2 end
     if used <= capacity then
-      ok[i] = true
+      ok = true
       rem[i] = floorDiv(capacity - used, windowMs)
-      if same then wk[i] = 'swinc' else wk[i] = 'swset' end
-      wa[i] = window
-      wb[i] = current + cost
-      wc[i] = previous
+      if same then
+        w[nw + 1] = names[f + 2]
+        w[nw + 2] = current + cost
+        nw = nw + 2
+      else
+        fresh = true
+        w[nw + 1] = names[f + 1]
+        w[nw + 2] = window
+        w[nw + 3] = names[f + 2]
+        w[nw + 4] = current + cost
+        w[nw + 5] = names[f + 3]
+        w[nw + 6] = previous
+        nw = nw + 6
+      end
     else
-      ok[i] = false
+      ok = false
       rem[i] = 0
       if limit <= 0 or cost > limit then
         retry = resetMs
       elseif current + cost <= limit then
         retry = windowStart + windowMs - floorDiv((limit - current - cost) * windowMs, previous)
       else
-        retry = resetMs + math.max(0, windowMs - floorDiv((limit - cost) * windowMs, current))
+        retry = resetMs + max(0, windowMs - floorDiv((limit - cost) * windowMs, current))
       end
     end
   elseif spec == 'gcra' then
     local windowMs = arg
+    local tat
+    if gmain and i == 1 then
+      tat = tonumber(mainTat)
+    else
+      j = j + 1
+      tat = tonumber(v[j])
+    end
     if limit <= 0 or cost > limit then
-      ok[i] = false
+      ok = false
       rem[i] = 0
       free[i] = 0
       rst[i] = now + windowMs
@@ -247,54 +283,75 @@ for i = 1, n do
       retry = now + windowMs
     else
       local interval = windowMs / limit
-      local slack = math.min(interval / 2, 1)
-      local tat = tonumber(redis.call('GET', KEYS[i]))
+      local slack = min(interval / 2, 1)
       local base = now
       if tat and tat >= now then base = tat end
       local nextTat = base + interval * cost
       local allowAt = nextTat - windowMs
-      free[i] = math.min(limit, math.max(0, math.floor((windowMs + slack - (base - now)) / interval)))
-      srst[i] = math.ceil(base)
+      free[i] = min(limit, max(0, floor((windowMs + slack - (base - now)) / interval)))
+      srst[i] = ceil(base)
       if allowAt <= now + slack then
-        ok[i] = true
-        rem[i] = math.min(limit - cost, math.max(0, math.floor((windowMs + slack - (nextTat - now)) / interval)))
-        rst[i] = math.ceil(nextTat)
-        wk[i] = 'tat'
-        wa[i] = nextTat
+        ok = true
+        rem[i] = min(limit - cost, max(0, floor((windowMs + slack - (nextTat - now)) / interval)))
+        rst[i] = ceil(nextTat)
+        local tv = format('%.17g', nextTat)
+        if gmain and i == 1 then
+          mainTat = tv
+        else
+          -- A TAT grows with every request: its hash's TTL must follow.
+          fresh = true
+          if nextTat - now + 1000 > ttl then ttl = ceil(nextTat - now) + 1000 end
+          w[nw + 1] = names[f + 1]
+          w[nw + 2] = tv
+          nw = nw + 2
+        end
       else
-        ok[i] = false
+        ok = false
         rem[i] = 0
-        rst[i] = math.ceil(base)
-        retry = math.ceil(allowAt - slack)
+        rst[i] = ceil(base)
+        retry = ceil(allowAt - slack)
       end
     end
   else
     local period, endMs = quotaPeriod(spec, arg)
     local used, added = 0, 0
     local same = false
-    local s = redis.call('HMGET', KEYS[i], 'p', 'c', 'a')
-    if s[1] and tonumber(s[1]) == period then
+    local sp, sc, sa = v[j + 1], v[j + 2], v[j + 3]
+    j = j + 3
+    if sp and tonumber(sp) == period then
       same = true
-      used = tonumber(s[2]) or 0
-      added = tonumber(s[3]) or 0
+      used = tonumber(sc) or 0
+      added = tonumber(sa) or 0
     end
     local cap = limit + added
-    free[i] = math.max(0, cap - used)
+    free[i] = max(0, cap - used)
     rst[i] = endMs
     srst[i] = endMs
+    if endMs - now + DAY > ttl then ttl = endMs - now + DAY end
     if used + cost <= cap then
-      ok[i] = true
+      ok = true
       rem[i] = cap - used - cost
-      if same then wk[i] = 'qinc' else wk[i] = 'qset' end
-      wa[i] = period
-      wb[i] = endMs
+      if same then
+        w[nw + 1] = names[f + 2]
+        w[nw + 2] = used + cost
+        nw = nw + 2
+      else
+        fresh = true
+        w[nw + 1] = names[f + 1]
+        w[nw + 2] = period
+        w[nw + 3] = names[f + 2]
+        w[nw + 4] = cost
+        w[nw + 5] = names[f + 3]
+        w[nw + 6] = 0
+        nw = nw + 6
+      end
     else
-      ok[i] = false
+      ok = false
       rem[i] = 0
       retry = endMs
     end
   end
-  if not ok[i] and (allowed or retry > retryAt) then
+  if not ok and (allowed or retry > retryAt) then
     binding = i - 1
     retryAt = retry
     allowed = false
@@ -318,23 +375,16 @@ for i = 1, n do
     fewest = rem[i]
     out[3] = i - 1
   end
-  if ARGV[1] ~= '1' then
-    local k = wk[i]
-    if k == 'swinc' then
-      -- The TTL set when this window began (2 windows) still covers it and the next.
-      redis.call('HINCRBY', KEYS[i], 'c', cost)
-    elseif k == 'swset' then
-      local windowMs = args[i]
-      redis.call('HSET', KEYS[i], 'w', wa[i], 'c', wb[i], 'p', wc[i])
-      redis.call('PEXPIRE', KEYS[i], windowMs * 2)
-    elseif k == 'tat' then
-      redis.call('SET', KEYS[i], string.format('%.17g', wa[i]), 'PX', math.ceil(wa[i] - now) + 1000)
-    elseif k == 'qinc' then
-      redis.call('HINCRBY', KEYS[i], 'c', cost)
-    elseif k == 'qset' then
-      redis.call('HSET', KEYS[i], 'p', wa[i], 'c', cost, 'a', 0)
-      redis.call('PEXPIRE', KEYS[i], wb[i] - now + DAY)
-    end
+end
+if ARGV[1] ~= '1' then
+  if gmain then
+    call('SET', KEYS[1], mainTat, 'PX', ceil(tonumber(mainTat) - now) + 1000)
+  end
+  if nw > 0 then
+    call('HSET', hash, unpack(w, 1, nw))
+    -- Never shorten it: keys of one identity may have plans with other counters (and the fast
+    -- path) on the same hash.
+    if fresh and call('PTTL', hash) < ttl then call('PEXPIRE', hash, ttl) end
   end
 end
 return out
@@ -342,14 +392,16 @@ return out
 
 /**
  * Reads or changes a quota counter for its current period (admin).
- * KEYS[1]  the quota hash {p, c, a}
- * ARGV[1]  "reset" | "add" | "get" (change nothing)   ARGV[2] N (add)    ARGV[3] clock offset ms    ARGV[4] spec (day|month)    ARGV[5] anchor day    ARGV[6] limit
+ * KEYS[1]  the subject's plan hash (PLAN_LUA)
+ * ARGV[1]  "reset" | "add" | "get" (change nothing)   ARGV[2] N (add)    ARGV[3] clock offset ms    ARGV[4] spec (day|month)
+ * ARGV[5]  anchor day    ARGV[6] limit    ARGV[7] the quota's field prefix
  * Returns  {limit + added, used, remaining, resetMs}
  */
 export const QUOTA_CHANGE_LUA = `${COMMON}
 local period, endMs = quotaPeriod(ARGV[4], tonumber(ARGV[5]))
+local f = ARGV[7]
 local used, added = 0, 0
-local s = redis.call('HMGET', KEYS[1], 'p', 'c', 'a')
+local s = redis.call('HMGET', KEYS[1], f .. 'p', f .. 'c', f .. 'a')
 if s[1] and tonumber(s[1]) == period then
   used = tonumber(s[2]) or 0
   added = tonumber(s[3]) or 0
@@ -360,8 +412,9 @@ if ARGV[1] ~= 'get' then
   else
     added = added + tonumber(ARGV[2])
   end
-  redis.call('HSET', KEYS[1], 'p', period, 'c', used, 'a', added)
-  redis.call('PEXPIRE', KEYS[1], endMs - now + DAY)
+  redis.call('HSET', KEYS[1], f .. 'p', period, f .. 'c', used, f .. 'a', added)
+  local ttl = endMs - now + DAY
+  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 end
 local cap = tonumber(ARGV[6]) + added
 return {cap, used, math.max(0, cap - used), endMs}

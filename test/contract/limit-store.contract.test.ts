@@ -377,6 +377,27 @@ function describeMultiCounterContract(name: string, makeFixture: () => Promise<L
         expect(await fx().raw[0].peek(plan(id, [main(20)]))).toMatchObject({ allowed: true, remaining: 17 });
       });
 
+      test('counts outlive a changed plan: a removed window leaves the others\' counts, and the single-window fast path rolling its window over does not expire the quota', async () => {
+        await awayFromEdges();
+        const id = freshId('outlive');
+        const quota = counters.quota('t-quota', 100, 'day');
+        const perHour = counters.rate('t-3600s', algorithm, 50, 3_600_000, 'window');
+        for (let i = 0; i < 3; i++) expect((await fx().raw[0].decide(plan(id, [main(10, 1000), perHour, quota]))).allowed).toBe(true);
+        // The reload drops the hour window: the main and the quota keep their 3.
+        const noHour = plan(id, [main(10, 1000), quota]);
+        expect(await fx().raw[0].peek(noHour)).toMatchObject({ allowed: true, remaining: 6 });
+        expect(await fx().raw[0].changeQuota(noHour, null)).toMatchObject({ used: 3 });
+        // Then only the main window (the one-counter fast path) for three of its windows, across two rollovers.
+        for (let i = 0; i < 3; i++) {
+          await fx().wait(1100);
+          expect((await fx().raw[0].decide(plan(id, [main(10, 1000)]))).allowed).toBe(true);
+        }
+        await fx().wait(2200);
+        expect(await fx().raw[0].changeQuota(noHour, null)).toMatchObject({ used: 3 });
+        // The hour window comes back with its count.
+        expect(await fx().raw[0].peek(plan(id, [main(10, 1000), perHour, quota]))).toMatchObject({ allowed: true, counters: [9, expect.any(Number), 46, expect.any(Number), 96, expect.any(Number)] });
+      });
+
       test('Retry-After when a different counter binds: the 1 s window refuses while the minute has room; at the retry time one is allowed', async () => {
         await awayFromEdges();
         const p = plan(freshId('binds'), [main(100), perSecond(2)]);
@@ -502,6 +523,15 @@ function describeMultiCounterContract(name: string, makeFixture: () => Promise<L
         }
       }
       expect(mismatches).toEqual([]);
+    });
+
+    test('a quota keeps its count when its tier changes algorithm', async () => {
+      const id = freshId('algo');
+      const quota = counters.quota('t-quota', 10, 'day');
+      for (let i = 0; i < 3; i++) await fx().raw[0].decide(plan(id, [counters.rate('t', 'sliding-window', 100, MINUTE, 'rate'), quota]));
+      const asGcra = plan(id, [counters.rate('t', 'gcra', 100, MINUTE, 'rate'), quota]);
+      expect(await fx().raw[0].changeQuota(asGcra, null)).toMatchObject({ used: 3, remaining: 7 });
+      expect((await fx().raw[0].decide(asGcra)).counters[2]).toBe(6);
     });
 
     test('quota top-up and reset: {"add":N} gives N more this period, {"reset":true} starts it afresh', async () => {
