@@ -51,6 +51,12 @@
  *                       gateway's settings are otherwise never inherited from the shell
  *   --path P            the request path of every system's load (default /), e.g. one
  *                       that only the last of 100 routes matches (docs/routes.md)
+ *   --pin               the system under test on CPU 1, everything else (the harness, the
+ *                       load generator, the upstream, Redis) on CPU 0 (taskset): the system
+ *                       is then the bottleneck on a core of its own, so a ratio between two
+ *                       systems (or variants) is the ratio of their own costs, not of how the
+ *                       scheduler shared 2 cores among 5 busy processes that run. Needs ≥ 2
+ *                       CPUs and taskset; a multi-process system (WORKERS>1) gets one core too
  *
  * Everything (upstream, Redis, each system under test) runs as its own child process on
  * free loopback ports; each system is started fresh for each run after a Redis FLUSHALL,
@@ -89,7 +95,7 @@ function parseArgs(argv) {
     quick: false, duration: null, warmup: null, rounds: null, connections: 50, threads: 1, loadgen: null,
     systems: DEFAULT_SYSTEMS.slice(), scenarios: LOAD_SCENARIOS.concat('latency'),
     latencyFactor: 0.6, latencyRate: null, latencyRounds: null, latencyDuration: null, nodeUpstream: false, build: false,
-    out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {}, variants: {}, path: '/',
+    out: path.join(ROOT, 'bench-results'), keepTmp: false, tollgateEnv: {}, variants: {}, path: '/', pin: false,
   };
   const need = (i) => {
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
@@ -128,6 +134,7 @@ function parseArgs(argv) {
       case '--out': o.out = path.resolve(need(i)); i++; break;
       case '--keep-tmp': o.keepTmp = true; break;
       case '--render': o.render = true; break;
+      case '--pin': o.pin = true; break;
       case '--variant': {
         const m = /^([a-z0-9_-]+):(.+)$/s.exec(need(i));
         if (!m) throw new Error('--variant: expected NAME:K=V[,K=V]');
@@ -301,6 +308,24 @@ let shuttingDown = false;
  * Spawn a child in its own process group (so nginx workers / cluster workers die with it).
  * stdout+stderr are kept (last 16 KB) for error reports; `readyLine` resolves `ready`.
  */
+/** CPU the system under test runs on with --pin (every other process inherits the harness's CPU 0). */
+const SYSTEM_CPU = '1';
+let pinned = false;
+
+/** With --pin: this process (and so every child it starts) on CPU 0. */
+function pinHarness() {
+  if (os.cpus().length < 2) throw new Error('--pin needs at least 2 CPUs');
+  const taskset = which('taskset');
+  if (!taskset) throw new Error('--pin needs taskset (util-linux)');
+  execFileSync(taskset, ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
+  pinned = true;
+}
+
+/** The command line of a system under test: on its own CPU with --pin (taskset execs it: same pid). */
+function systemCommand(cmd, args) {
+  return pinned ? ['taskset', ['-c', SYSTEM_CPU, cmd, ...args]] : [cmd, args];
+}
+
 function startChild(name, cmd, args, opts = {}) {
   if (shuttingDown) throw new Error('shutting down');
   const child = spawn(cmd, args, {
@@ -542,14 +567,14 @@ async function startSystem(name, ctx) {
       ...ctx.opts.tollgateEnv,
       ...(ctx.opts.variants[name] || {}),
     };
-    c = startChild(name, process.execPath, [path.join(ROOT, 'dist', 'main.js')], { env });
+    c = startChild(name, ...systemCommand(process.execPath, [path.join(ROOT, 'dist', 'main.js')]), { env });
     ready = () => waitHttp(adminPort, '/readyz', c, 30000, undefined, 200);
   } else {
     const file = {
       'http-proxy': 'http-proxy-server.js', rlflex: 'rlflex-server.js', fastify: 'fastify-server.js',
       'forward-node': 'forward-node-server.js', 'forward-undici': 'forward-undici-server.js',
     }[name];
-    c = startChild(name, process.execPath, [path.join(BENCH_DIR, file)], { env: common, readyLine: /\bready\b/ });
+    c = startChild(name, ...systemCommand(process.execPath, [path.join(BENCH_DIR, file)]), { env: common, readyLine: /\bready\b/ });
     ready = async () => (await Promise.race([c.ready, sleep(20000).then(() => false)])) && waitHttp(port, '/', c, 5000);
   }
   const ok = await ready();
@@ -1017,6 +1042,8 @@ function markdown(report) {
   L.push(`load average ${m.loadAvgStart.join(' ')} at start, ${m.loadAvgEnd.join(' ')} at end`);
   const c = report.config;
   L.push(`load: ${c.loadgen}, ${c.connections} connections, ${c.warmup}s warm-up + ${c.duration}s measured per run${c.quick ? ' (--quick)' : ''}; ${c.rounds > 1 ? `each load row is the median of ${c.rounds} alternating rounds` : 'each load row is 1 run'}; total ${fmt(report.totalSeconds, 0)} s`);
+  if (c.pinned) L.push('pinned (--pin): each system under test on CPU 1; harness, load generator, upstream and Redis on CPU 0');
+  if (c.path && c.path !== '/') L.push(`request path: ${c.path}`);
   L.push('');
   if (report.results.length) {
     L.push('| system | scenario | req/s | × http-proxy | p50 ms | p99 ms | server CPU µs/req | RSS MB | redis cmds/req | redis CPU µs/req | statuses | notes |');
@@ -1089,7 +1116,7 @@ function esc(s) { return String(s || '').replace(/\|/g, '\\|').replace(/\n/g, ' 
 /** What scripts/bench/tls-scenario.js uses of this harness. */
 function benchHelpers() {
   return {
-    ROOT, BENCH_DIR, TOLLGATE_ENV_NAMES, freePorts, startChild, stopChild, waitHttp, sleep, tail, runProcess, wrkScript,
+    ROOT, BENCH_DIR, TOLLGATE_ENV_NAMES, freePorts, startChild, systemCommand, stopChild, waitHttp, sleep, tail, runProcess, wrkScript,
     treeTicks, ticksDeltaUs, treeRssKb, round, median, fmt, esc, short, errStr, statusStr, sumCounts, sumErrors, log, which,
   };
 }
@@ -1115,6 +1142,7 @@ async function main() {
     process.stdout.write(markdown(report));
     return null;
   }
+  if (opts.pin) pinHarness();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-bench-'));
   const ctx = { opts, tmp, failed: {}, loadgen: null, wrk: null };
   runningCtx = ctx;
@@ -1228,7 +1256,7 @@ async function main() {
   machine.loadAvgEnd = os.loadavg().map((x) => round(x, 2));
   const report = {
     machine,
-    config: { tollgateEnv: opts.tollgateEnv, quick: opts.quick, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, connections: opts.connections, loadgen: ctx.loadgen === 'wrk' ? `wrk (${opts.threads} thread${opts.threads > 1 ? 's' : ''})` : 'autocannon', latencyFactor: opts.latencyFactor, latencyRounds: opts.latencyRounds, latencyRoundSeconds: opts.latencyDuration, clkTck: CLK_TCK },
+    config: { tollgateEnv: opts.tollgateEnv, pinned: opts.pin, path: opts.path, quick: opts.quick, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, connections: opts.connections, loadgen: ctx.loadgen === 'wrk' ? `wrk (${opts.threads} thread${opts.threads > 1 ? 's' : ''})` : 'autocannon', latencyFactor: opts.latencyFactor, latencyRounds: opts.latencyRounds, latencyRoundSeconds: opts.latencyDuration, clkTck: CLK_TCK },
     upstream: ctx.upstream.kind,
     redisVersion: ctx.redis.version,
     systems,
