@@ -2,8 +2,9 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-/** What pino's asynchronous destination (SonicBoom 4) offers beyond a stream. */
-interface AsyncDestination extends DestinationStream {
+/** What pino's asynchronous destination (SonicBoom 4, in buffer mode) offers beyond a stream. */
+interface AsyncDestination {
+  write(chunk: Buffer): boolean;
   flushSync(): void;
   once(event: 'drain', fn: () => void): void;
   off(event: 'drain', fn: () => void): void;
@@ -19,12 +20,21 @@ let stdout: AsyncDestination | null = null;
  * Stdout for every line of the process (logs, audit, access log), through one asynchronous
  * destination: a line is queued and written off the request path, lines queued while a
  * write is in flight go together in the next one, and sharing one destination keeps every
- * line whole (two writers on one pipe could interleave a partial write). pino flushes it
- * synchronously on exit; `flushLogs` is the orderly way, at shutdown.
+ * line whole (two writers on one pipe could interleave a partial write). It takes bytes
+ * (SonicBoom's buffer mode): the access log hands it batches already encoded, so no batch is
+ * a string concatenated, measured, encoded and copied again on its way to fs.write.
  */
 function stdoutDestination(): AsyncDestination {
-  stdout ??= pino.destination({ dest: 1, sync: false }) as unknown as AsyncDestination;
+  stdout ??= pino.destination({ dest: 1, sync: false, contentMode: 'buffer' }) as unknown as AsyncDestination;
   return stdout;
+}
+
+/** pino writes strings; the shared destination takes bytes. Logs and audit lines are few. */
+function pinoStream(dest: AsyncDestination): DestinationStream & { flushSync(): void } {
+  return {
+    write: (line: string) => dest.write(Buffer.from(line)),
+    flushSync: () => dest.flushSync(),
+  };
 }
 
 /**
@@ -47,7 +57,7 @@ export function createLogger(level: string, apiKeyHeader: string): Logger {
       ],
       censor: '[redacted]',
     },
-  }, stdoutDestination());
+  }, pinoStream(stdoutDestination()));
 }
 
 /** One audit line (SPEC §6): `"audit":true` and a stable `event` name. */
@@ -57,21 +67,32 @@ export function audit(log: Logger, event: string, fields: Record<string, unknown
 
 /**
  * Access-log lines gathered into batches before they reach the destination: one write (a
- * thread-pool round trip) per ~8 KiB of lines under load instead of one per line, which
- * measured ≈ 25 µs of CPU per request (docs/routes.md, "Measurements"). A batch goes out
- * when it is full, FLUSH_EVERY_MS after its first line, at shutdown (`flushLogs`) and on
- * exit; logs and audit lines are not batched, so they appear at once.
+ * thread-pool round trip) per ~16 KiB of lines under load instead of one per line, which
+ * measured ≈ 25 µs of CPU per request (docs/routes.md, "Measurements"). Each line is encoded
+ * once, into the batch's buffer. A batch goes out when it is full, FLUSH_EVERY_MS after its
+ * first line, at shutdown (`flushLogs`) and on exit; logs and audit lines are not batched,
+ * so they appear at once.
  */
 class LineBatch {
-  private buffer = '';
+  private chunk: Buffer;
+  private used = 0;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly dest: AsyncDestination, private readonly maxBytes: number, private readonly maxWaitMs: number) {}
+  constructor(private readonly dest: AsyncDestination, private readonly size: number, private readonly maxWaitMs: number) {
+    this.chunk = Buffer.allocUnsafeSlow(size);
+  }
 
   write(line: string): void {
-    this.buffer += line;
-    if (this.buffer.length >= this.maxBytes) this.flush();
-    else if (this.timer === null) {
+    // A UTF-8 byte count is at most 3 per UTF-16 unit: flush first unless it surely fits.
+    if (this.used + line.length * 3 > this.size) {
+      this.flush();
+      if (line.length * 3 > this.size) {
+        this.dest.write(Buffer.from(line));
+        return;
+      }
+    }
+    this.used += this.chunk.write(line, this.used);
+    if (this.timer === null) {
       this.timer = setTimeout(() => this.flush(), this.maxWaitMs);
       this.timer.unref();
     }
@@ -82,14 +103,16 @@ class LineBatch {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.buffer === '') return;
-    const out = this.buffer;
-    this.buffer = '';
+    if (this.used === 0) return;
+    // The destination keeps the bytes until they are written: the next batch gets a new buffer.
+    const out = this.chunk.subarray(0, this.used);
+    this.chunk = Buffer.allocUnsafeSlow(this.size);
+    this.used = 0;
     this.dest.write(out);
   }
 }
 
-const BATCH_BYTES = 8192;
+const BATCH_BYTES = 16384;
 const FLUSH_EVERY_MS = 50;
 let accessBatch: LineBatch | null = null;
 
