@@ -15,7 +15,7 @@ import { SHIPPED_TIERS, createKey, get, writeTiers, EXACT } from './fixtures';
 const LIMITER_AND_LOOKUPS = ['evalsha', 'eval'];
 /** Commands the gateway issues on its own timers (the 1 s sync poll), not per request. */
 const BACKGROUND = ['mget', 'ping', 'info', 'client|setname', 'subscribe', 'select', 'client|info', 'cluster|slots'];
-const INSIDE_SCRIPTS = ['time', 'hmget', 'hset', 'hincrby', 'pexpire', 'get', 'set'];
+const INSIDE_SCRIPTS = ['time', 'hmget', 'hset', 'hincrby', 'pexpire', 'pttl', 'get', 'set'];
 
 let upstream: Upstream;
 let redis: RedisServer;
