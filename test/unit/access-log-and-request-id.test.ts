@@ -43,6 +43,22 @@ describe('access log lines', () => {
     expect(JSON.parse(lines[0])).toMatchObject({ route: null, keyId: null, upstreamMs: null, tier: 'none', shadowRefused: 'rate' });
   });
 
+  test('milliseconds to 3 decimals; a path with control, non-ASCII or escaped characters is valid JSON and intact', () => {
+    const cases: Array<[number, number]> = [[0, 0], [0.0004, 0], [2.5, 2.5], [12.0456, 12.046], [3.001, 3.001], [0.07, 0.07], [1999.9996, 2000]];
+    for (const [given, logged] of cases) {
+      const { log, lines } = collect();
+      const ctx = new RequestContext('r', performance.now());
+      ctx.upstreamMs = given;
+      log.write(ctx, 'GET', '/', 200, 'allowed');
+      expect((JSON.parse(lines[0]) as { upstreamMs: number }).upstreamMs).toBe(logged);
+    }
+    const { log, lines } = collect();
+    const path = '/caf\u00e9/\u0001tab\t/"q"/back\\slash/\u2028';
+    log.write(new RequestContext('r', performance.now()), 'GET', `${path}?k=1`, 200, 'allowed');
+    expect((JSON.parse(lines[0]) as { path: string }).path).toBe(path);
+    expect(lines[0].split('\n')).toHaveLength(2);
+  });
+
   test('ACCESS_LOG_SAMPLE drops only 2xx/3xx lines', () => {
     const { log, lines } = collect(0.25, () => 0.5);
     for (const status of [200, 204, 301, 101, 401, 429, 499, 502]) log.write(new RequestContext(`s${status}`, 0), 'GET', '/', status, 'x');
