@@ -304,28 +304,29 @@ function selfTicks() {
 const children = new Set();
 let shuttingDown = false;
 
-/**
- * Spawn a child in its own process group (so nginx workers / cluster workers die with it).
- * stdout+stderr are kept (last 16 KB) for error reports; `readyLine` resolves `ready`.
- */
 /** CPU the system under test runs on with --pin (every other process inherits the harness's CPU 0). */
 const SYSTEM_CPU = '1';
-let pinned = false;
+/** With --pin, taskset's path; null otherwise. */
+let taskset = null;
 
 /** With --pin: this process (and so every child it starts) on CPU 0. */
 function pinHarness() {
   if (os.cpus().length < 2) throw new Error('--pin needs at least 2 CPUs');
-  const taskset = which('taskset');
-  if (!taskset) throw new Error('--pin needs taskset (util-linux)');
-  execFileSync(taskset, ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
-  pinned = true;
+  const found = which('taskset');
+  if (!found) throw new Error('--pin needs taskset (util-linux)');
+  execFileSync(found, ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
+  taskset = found;
 }
 
 /** The command line of a system under test: on its own CPU with --pin (taskset execs it: same pid). */
 function systemCommand(cmd, args) {
-  return pinned ? ['taskset', ['-c', SYSTEM_CPU, cmd, ...args]] : [cmd, args];
+  return taskset ? [taskset, ['-c', SYSTEM_CPU, cmd, ...args]] : [cmd, args];
 }
 
+/**
+ * Spawn a child in its own process group (so nginx workers / cluster workers die with it).
+ * stdout (unless `stdoutFile`) and stderr are kept (last 16 KB) for error reports; `readyLine` resolves `ready`.
+ */
 function startChild(name, cmd, args, opts = {}) {
   if (shuttingDown) throw new Error('shutting down');
   // A system's stdout (its access log: ~2 MB/s under load) goes to a file when asked, so the

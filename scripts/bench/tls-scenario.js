@@ -83,7 +83,7 @@ async function startTls(h, ctx, system, tls, envExtra = {}) {
       ...inherited, UPSTREAM_URL: upstreamUrl, PORT: String(port), HOST: '127.0.0.1', ADMIN_PORT: String(adminPort), ADMIN_HOST: '127.0.0.1',
       REDIS_URL: redis.url, LOG_LEVEL: 'warn', TIERS_FILE: cfg.tiersFile, KEYS_FILE: cfg.keysFile, ...opts.tollgateEnv, ...tlsEnv, ...envExtra,
     };
-    c = h.startChild('tollgate', ...h.systemCommand(process.execPath, [path.join(h.ROOT, 'dist', 'main.js')]), { env });
+    c = h.startChild('tollgate', ...h.systemCommand(process.execPath, [path.join(h.ROOT, 'dist', 'main.js')]), { env, stdoutFile: path.join(ctx.tmp, 'tollgate-tls.stdout.log') });
     ready = () => h.waitHttp(adminPort, '/readyz', c, 30000, undefined, 200);
   } else {
     const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', UPSTREAM_URL: upstreamUrl, TLS_CERT_FILE: '', TLS_KEY_FILE: '', ...tlsEnv };

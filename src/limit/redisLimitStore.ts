@@ -10,7 +10,7 @@ interface ScriptCommands {
   tollgateSlidingWindow: Single;
   tollgateGcra: Single;
   tollgatePlan(numKeys: number, ...args: Arg[]): Promise<number[]>;
-  tollgateQuotaChange(key: string, mode: string, n: number, offset: number, spec: string, anchor: number, limit: number, field: string): Promise<number[]>;
+  tollgateQuotaChange(key: string, mode: string, n: number, offset: number, spec: string, anchor: number, limit: number, ...fields: string[]): Promise<number[]>;
 }
 
 /** Registers the limiter scripts once per client; ioredis loads them on every node on NOSCRIPT. */
@@ -31,9 +31,17 @@ function withScripts(client: Redis | Cluster): ScriptCommands {
  */
 const PLAN_HASH = 'sw';
 
-/** Where a counter's fields live in the plan hash: the main window's unprefixed (the fast path's). */
-function fieldPrefix(c: Counter): string {
-  return c.key === PLAN_HASH ? '' : `${c.key}.`;
+/**
+ * A counter's fields in the plan hash (PLAN_LUA reads them in this order): sliding window
+ * w/c/p (window index, current, previous; the main window's unprefixed, the fast path's),
+ * quota p/c/a (period id, used, added), GCRA t (its TAT; none for the main one, whose TAT is
+ * the fast path's string key).
+ */
+function counterFields(c: Counter, main: boolean): string[] {
+  const f = c.key === PLAN_HASH ? '' : `${c.key}.`;
+  if (c.spec === 'sw') return [`${f}w`, `${f}c`, `${f}p`];
+  if (c.spec === 'gcra') return main ? [] : [`${f}t`];
+  return [`${f}p`, `${f}c`, `${f}a`];
 }
 
 export interface RedisLimitStoreOptions {
@@ -75,7 +83,7 @@ export class RedisLimitStore implements LimitStore {
     const c = plan.template.counters[plan.template.quotaIndex];
     const key = `${this.prefix}{${plan.subject}}:${PLAN_HASH}`;
     const [mode, n] = change === null ? ['get', 0] : 'reset' in change ? ['reset', 0] : ['add', change.add];
-    const r = await this.scripts.tollgateQuotaChange(key, mode, n, this.offset, c.spec, c.anchor, c.limit, fieldPrefix(c));
+    const r = await this.scripts.tollgateQuotaChange(key, mode, n, this.offset, c.spec, c.anchor, c.limit, ...counterFields(c, false));
     return { limit: r[0], used: r[1], remaining: r[2], resetMs: r[3] };
   }
 
@@ -120,14 +128,7 @@ export class RedisLimitStore implements LimitStore {
         limits.push(k.limit);
         args.push(k.windowMs === 0 ? k.anchor : k.windowMs);
         starts.push(fields.length);
-        const f = fieldPrefix(k);
-        if (k.spec === 'gcra') {
-          if (i > 0) fields.push(`${f}t`);
-        } else if (k.spec === 'sw') {
-          fields.push(`${f}w`, `${f}c`, `${f}p`);
-        } else {
-          fields.push(`${f}p`, `${f}c`, `${f}a`);
-        }
+        fields.push(...counterFields(k, i === 0));
       });
       const argv = JSON.stringify([specs, limits, args, starts, fields]);
       // GCRA's main TAT stays the fast path's string key; every other counter is in the hash.

@@ -166,7 +166,7 @@ end
  * One decision over every counter of a plan (plan.ts), atomically, with ONE read and at most
  * one write of the subject's state: every counter is a group of fields of one hash.
  * Measured (INFO cpu, 4 counters): a key per counter made Redis work 2.6× the single-counter
- * script (HMGET and HINCRBY per counter); one hash brings it to ~1.3×.
+ * script (HMGET and HINCRBY per counter); one hash brings it to ~2× (22 against 11 µs).
  * KEYS[1]  sliding window: the hash of every counter (the main window keeps the fast path's
  *          fields w, c, p, so counts carry over when windows come and go);
  *          gcra: the main TAT (a string: the fast path's key), KEYS[2] the hash of the rest
@@ -199,6 +199,12 @@ local rem, rst, free, srst = {}, {}, {}, {}
 -- the fields to write if every counter allows; fresh: a window or period begins (the TTL may need to grow)
 local w = {}
 local nw = 0
+-- field (by its index in names) and its new value, to the write
+local function put(k, value)
+  w[nw + 1] = names[k]
+  w[nw + 2] = value
+  nw = nw + 2
+end
 local fresh = false
 local ttl = 0
 local j = 0
@@ -240,19 +246,11 @@ for i = 1, n do
     if used <= capacity then
       ok = true
       rem[i] = floorDiv(capacity - used, windowMs)
-      if same then
-        w[nw + 1] = names[f + 2]
-        w[nw + 2] = current + cost
-        nw = nw + 2
-      else
+      put(f + 2, current + cost)
+      if not same then
         fresh = true
-        w[nw + 1] = names[f + 1]
-        w[nw + 2] = window
-        w[nw + 3] = names[f + 2]
-        w[nw + 4] = current + cost
-        w[nw + 5] = names[f + 3]
-        w[nw + 6] = previous
-        nw = nw + 6
+        put(f + 1, window)
+        put(f + 3, previous)
       end
     else
       ok = false
@@ -301,9 +299,7 @@ for i = 1, n do
           -- A TAT grows with every request: its hash's TTL must follow.
           fresh = true
           if nextTat - now + 1000 > ttl then ttl = ceil(nextTat - now) + 1000 end
-          w[nw + 1] = names[f + 1]
-          w[nw + 2] = tv
-          nw = nw + 2
+          put(f + 1, tv)
         end
       else
         ok = false
@@ -331,19 +327,11 @@ for i = 1, n do
     if used + cost <= cap then
       ok = true
       rem[i] = cap - used - cost
-      if same then
-        w[nw + 1] = names[f + 2]
-        w[nw + 2] = used + cost
-        nw = nw + 2
-      else
+      put(f + 2, used + cost)
+      if not same then
         fresh = true
-        w[nw + 1] = names[f + 1]
-        w[nw + 2] = period
-        w[nw + 3] = names[f + 2]
-        w[nw + 4] = cost
-        w[nw + 5] = names[f + 3]
-        w[nw + 6] = 0
-        nw = nw + 6
+        put(f + 1, period)
+        put(f + 3, 0)
       end
     else
       ok = false
@@ -394,14 +382,13 @@ return out
  * Reads or changes a quota counter for its current period (admin).
  * KEYS[1]  the subject's plan hash (PLAN_LUA)
  * ARGV[1]  "reset" | "add" | "get" (change nothing)   ARGV[2] N (add)    ARGV[3] clock offset ms    ARGV[4] spec (day|month)
- * ARGV[5]  anchor day    ARGV[6] limit    ARGV[7] the quota's field prefix
+ * ARGV[5]  anchor day    ARGV[6] limit    ARGV[7..9] the quota's fields: period id, used, added
  * Returns  {limit + added, used, remaining, resetMs}
  */
 export const QUOTA_CHANGE_LUA = `${COMMON}
 local period, endMs = quotaPeriod(ARGV[4], tonumber(ARGV[5]))
-local f = ARGV[7]
 local used, added = 0, 0
-local s = redis.call('HMGET', KEYS[1], f .. 'p', f .. 'c', f .. 'a')
+local s = redis.call('HMGET', KEYS[1], ARGV[7], ARGV[8], ARGV[9])
 if s[1] and tonumber(s[1]) == period then
   used = tonumber(s[2]) or 0
   added = tonumber(s[3]) or 0
@@ -412,7 +399,7 @@ if ARGV[1] ~= 'get' then
   else
     added = added + tonumber(ARGV[2])
   end
-  redis.call('HSET', KEYS[1], f .. 'p', period, f .. 'c', used, f .. 'a', added)
+  redis.call('HSET', KEYS[1], ARGV[7], period, ARGV[8], used, ARGV[9], added)
   local ttl = endMs - now + DAY
   if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 end

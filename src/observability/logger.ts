@@ -21,8 +21,8 @@ let stdout: AsyncDestination | null = null;
  * destination: a line is queued and written off the request path, lines queued while a
  * write is in flight go together in the next one, and sharing one destination keeps every
  * line whole (two writers on one pipe could interleave a partial write). It takes bytes
- * (SonicBoom's buffer mode): the access log hands it batches already encoded, so no batch is
- * a string concatenated, measured, encoded and copied again on its way to fs.write.
+ * (SonicBoom's buffer mode): an access-log batch is encoded once, then written as it is,
+ * not measured, encoded and copied again on its way to fs.write as a string would be.
  */
 function stdoutDestination(): AsyncDestination {
   stdout ??= pino.destination({ dest: 1, sync: false, contentMode: 'buffer' }) as unknown as AsyncDestination;
@@ -101,7 +101,7 @@ class LineBatch {
   }
 }
 
-const BATCH_BYTES = 16384;
+const BATCH_CHARS = 16384;
 const FLUSH_EVERY_MS = 50;
 let accessBatch: LineBatch | null = null;
 
@@ -114,7 +114,7 @@ let accessBatch: LineBatch | null = null;
 export function accessLogWriter(): (line: string) => void {
   if (accessBatch === null) {
     const dest = stdoutDestination();
-    const batch = new LineBatch(dest, BATCH_BYTES, FLUSH_EVERY_MS);
+    const batch = new LineBatch(dest, BATCH_CHARS, FLUSH_EVERY_MS);
     // Whatever a batch still holds at exit goes out synchronously (pino's own exit hook
     // may already have run, so this one flushes the destination again after it).
     process.on('exit', () => {
