@@ -91,8 +91,25 @@ async function probeStatus(url: string): Promise<number> {
   });
 }
 
-/** Starts dist/main.js on free ports and (by default) waits until /readyz answers 200. */
+/**
+ * Starts dist/main.js on free ports and (by default) waits until /readyz answers 200. A port
+ * is free when drawn but can be taken before the gateway binds it (another gateway started
+ * at the same moment, or an outgoing connection's ephemeral port): when the gateway exits
+ * with EADDRINUSE on ports it drew itself, it starts again on newly drawn ones, as the Redis
+ * helpers do.
+ */
 export async function startGateway(opts: StartGatewayOptions): Promise<GatewayProcess> {
+  const ownPorts = opts.env.PORT === undefined && opts.env.ADMIN_PORT === undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGatewayOnce(opts);
+    } catch (error) {
+      if (!ownPorts || attempt >= 3 || !/EADDRINUSE/.test(messageOf(error))) throw error;
+    }
+  }
+}
+
+async function startGatewayOnce(opts: StartGatewayOptions): Promise<GatewayProcess> {
   assertBuilt();
   const { env, port, adminPort } = await gatewayEnv(opts.env);
   const child = await spawnTracked(`gateway :${port}`, process.execPath, [GATEWAY_MAIN, ...(opts.args ?? [])], {
