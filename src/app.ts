@@ -33,7 +33,7 @@ import type { LimitStore } from './limit/store';
 import { StoreBreaker } from './limit/storeBreaker';
 import { readTiersFile } from './limit/tiersFile';
 import { tiersToJson, type TierParseResult, type TierSet } from './limit/tiers';
-import { accessLogWriter, audit, flushLogs, type Logger } from './observability/logger';
+import { accessLogBatch, audit, flushLogs, type Logger } from './observability/logger';
 import { AccessLog } from './gateway/accessLog';
 import { Metrics } from './observability/metrics';
 import { createUpstreamProxy } from './proxy/upstreamProxy';
@@ -308,7 +308,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     draining: () => draining,
     routes,
     limitMode: config.limitMode,
-    accessLog: config.accessLog ? new AccessLog({ write: accessLogWriter(), sample: config.accessLogSample }) : null,
+    accessLog: config.accessLog ? new AccessLog({ lines: accessLogBatch(), sample: config.accessLogSample }) : null,
     onInvalidKey: async (ip) => {
       const block = breaker === null
         ? await blockStore.recordInvalid(ip, blockPolicy)

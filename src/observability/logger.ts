@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { JsonLineBatch } from './jsonLineBatch';
 
 export type { Logger };
 
@@ -65,56 +66,23 @@ export function audit(log: Logger, event: string, fields: Record<string, unknown
   log.info({ audit: true, event, ...fields }, event);
 }
 
-/**
- * Access-log lines gathered into batches before they reach the destination: one write (a
- * thread-pool round trip) per ~16 KiB of lines under load instead of one per line, which
- * measured ≈ 25 µs of CPU per request (docs/routes.md, "Measurements"). Appending a line is a
- * string concatenation (V8 keeps a rope: no copy); the batch is flattened and encoded once,
- * when it goes out, and the destination writes those bytes as they are. A batch goes out
- * when it is full, FLUSH_EVERY_MS after its first line, at shutdown (`flushLogs`) and on
- * exit; logs and audit lines are not batched, so they appear at once.
- */
-class LineBatch {
-  private text = '';
-  private timer: NodeJS.Timeout | null = null;
-
-  constructor(private readonly dest: AsyncDestination, private readonly maxChars: number, private readonly maxWaitMs: number) {}
-
-  write(line: string): void {
-    this.text += line;
-    if (this.text.length >= this.maxChars) this.flush();
-    else if (this.timer === null) {
-      this.timer = setTimeout(() => this.flush(), this.maxWaitMs);
-      this.timer.unref();
-    }
-  }
-
-  flush(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
-    }
-    if (this.text === '') return;
-    const out = Buffer.from(this.text);
-    this.text = '';
-    this.dest.write(out);
-  }
-}
-
-const BATCH_CHARS = 16384;
+const BATCH_BYTES = 16384;
 const FLUSH_EVERY_MS = 50;
-let accessBatch: LineBatch | null = null;
+let accessBatch: JsonLineBatch | null = null;
 
 /**
- * The access log's writer (SPEC §10): whole JSON lines, already built, onto the shared
- * asynchronous stdout destination in batches. Building the line is the caller's
- * (gateway/accessLog.ts); going through pino's serialisers and redaction would cost more
- * and add nothing, since the line never holds a key.
+ * The access log's batch (SPEC §10): whole JSON lines written as bytes (gateway/accessLog.ts),
+ * onto the shared asynchronous stdout destination in batches of ~16 KiB, one write (a
+ * thread-pool round trip) per batch under load instead of one per line, which measured
+ * ≈ 25 µs of CPU per request (docs/routes.md, "Measurements"). A batch also goes out
+ * FLUSH_EVERY_MS after its first line, at shutdown (`flushLogs`) and on exit; logs and audit
+ * lines are not batched, so they appear at once. Going through pino's serialisers and
+ * redaction would cost more and add nothing, since the line never holds a key.
  */
-export function accessLogWriter(): (line: string) => void {
+export function accessLogBatch(): JsonLineBatch {
   if (accessBatch === null) {
     const dest = stdoutDestination();
-    const batch = new LineBatch(dest, BATCH_CHARS, FLUSH_EVERY_MS);
+    const batch = new JsonLineBatch((bytes) => dest.write(bytes), BATCH_BYTES, FLUSH_EVERY_MS);
     // Whatever a batch still holds at exit goes out synchronously (pino's own exit hook
     // may already have run, so this one flushes the destination again after it).
     process.on('exit', () => {
@@ -127,8 +95,7 @@ export function accessLogWriter(): (line: string) => void {
     });
     accessBatch = batch;
   }
-  const batch = accessBatch;
-  return (line) => batch.write(line);
+  return accessBatch;
 }
 
 /**

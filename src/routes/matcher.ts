@@ -110,11 +110,7 @@ export class RouteMatcher {
 
 /** The path of a request target: up to "?" or "#"; for an absolute-form URL, its path. */
 export function pathOf(url: string): string {
-  let end = url.length;
-  const q = url.indexOf('?');
-  if (q !== -1) end = q;
-  const h = url.indexOf('#');
-  if (h !== -1 && h < end) end = h;
+  const end = pathEnd(url);
   const p = end === url.length ? url : url.slice(0, end);
   if (p.charCodeAt(0) === 0x2f) return p;
   try {
@@ -122,6 +118,16 @@ export function pathOf(url: string): string {
   } catch {
     return '/' + p;
   }
+}
+
+/** Where the path of a request target ends: at its "?" or "#", else its length. */
+export function pathEnd(url: string): number {
+  let end = url.length;
+  const q = url.indexOf('?');
+  if (q !== -1) end = q;
+  const h = url.indexOf('#');
+  if (h !== -1 && h < end) end = h;
+  return end;
 }
 
 export const EMPTY_MATCHER = new RouteMatcher([]);

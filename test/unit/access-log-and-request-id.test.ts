@@ -1,12 +1,22 @@
 import { AccessLog } from '../../src/gateway/accessLog';
+import { JsonLineBatch } from '../../src/observability/jsonLineBatch';
 import { RequestContext } from '../../src/gateway/requestContext';
 import { RequestIds, isValidRequestId } from '../../src/gateway/requestId';
 import { RouteMatcher } from '../../src/routes/matcher';
 import { parseRoutes } from '../../src/routes/routes';
 
-function collect(sample = 1, random = () => 0.5): { log: AccessLog; lines: string[] } {
-  const lines: string[] = [];
-  return { log: new AccessLog({ write: (l) => lines.push(l), sample, random }), lines };
+/** An access log whose lines are read back as strings (each with its "\n"), the batch flushed first. */
+function collect(sample = 1, random = () => 0.5): { log: AccessLog; lines: () => string[] } {
+  const chunks: Buffer[] = [];
+  const batch = new JsonLineBatch((bytes) => chunks.push(Buffer.from(bytes)));
+  const log = new AccessLog({ lines: batch, sample, random });
+  return {
+    log,
+    lines: () => {
+      batch.flush();
+      return Buffer.concat(chunks).toString('utf8').split(/(?<=\n)/).filter((l) => l !== '');
+    },
+  };
 }
 
 describe('access log lines', () => {
@@ -22,9 +32,9 @@ describe('access log lines', () => {
     ctx.route = new RouteMatcher(parsed.routes).match('GET', '/v1/search');
     log.write(ctx, 'GET', '/v1/search/"x"?api_key=secret&q=1', 200, 'allowed');
     log.write(ctx, 'GET', '/again', 200, 'allowed');
-    expect(lines).toHaveLength(1);
-    expect(lines[0].endsWith('\n')).toBe(true);
-    const line = JSON.parse(lines[0]) as Record<string, unknown>;
+    expect(lines()).toHaveLength(1);
+    expect(lines()[0].endsWith('\n')).toBe(true);
+    const line = JSON.parse(lines()[0]) as Record<string, unknown>;
     expect(line).toMatchObject({
       access: true, requestId: 'id-"quoted"\\', method: 'GET', path: '/v1/search/"x"', status: 200, route: 'search',
       tier: 'pro', keyId: 'k_1', clientIp: '203.0.113.7', upstreamMs: 1.235, outcome: 'allowed',
@@ -32,7 +42,7 @@ describe('access log lines', () => {
     expect(typeof line.durationMs).toBe('number');
     expect(String(line.time)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(Math.abs(Date.parse(String(line.time)) - Date.now())).toBeLessThan(1000);
-    expect(lines[0]).not.toContain('secret');
+    expect(lines()[0]).not.toContain('secret');
   });
 
   test('no route, no key, not proxied: nulls; a shadow refusal is marked', () => {
@@ -40,7 +50,7 @@ describe('access log lines', () => {
     const ctx = new RequestContext('r1', performance.now());
     ctx.shadowRefused = 'rate';
     log.write(ctx, 'POST', '/x', 401, 'unauthorized');
-    expect(JSON.parse(lines[0])).toMatchObject({ route: null, keyId: null, upstreamMs: null, tier: 'none', shadowRefused: 'rate' });
+    expect(JSON.parse(lines()[0])).toMatchObject({ route: null, keyId: null, upstreamMs: null, tier: 'none', shadowRefused: 'rate' });
   });
 
   test('milliseconds to 3 decimals; a path with control, non-ASCII or escaped characters is valid JSON and intact', () => {
@@ -50,22 +60,22 @@ describe('access log lines', () => {
       const ctx = new RequestContext('r', performance.now());
       ctx.upstreamMs = given;
       log.write(ctx, 'GET', '/', 200, 'allowed');
-      expect((JSON.parse(lines[0]) as { upstreamMs: number }).upstreamMs).toBe(logged);
+      expect((JSON.parse(lines()[0]) as { upstreamMs: number }).upstreamMs).toBe(logged);
     }
     const { log, lines } = collect();
     const path = '/caf\u00e9/\u0001tab\t/"q"/back\\slash/\u2028';
     log.write(new RequestContext('r', performance.now()), 'GET', `${path}?k=1`, 200, 'allowed');
-    expect((JSON.parse(lines[0]) as { path: string }).path).toBe(path);
-    expect(lines[0].split('\n')).toHaveLength(2);
+    expect((JSON.parse(lines()[0]) as { path: string }).path).toBe(path);
+    expect(lines()[0].split('\n')).toHaveLength(2);
   });
 
   test('ACCESS_LOG_SAMPLE drops only 2xx/3xx lines', () => {
     const { log, lines } = collect(0.25, () => 0.5);
     for (const status of [200, 204, 301, 101, 401, 429, 499, 502]) log.write(new RequestContext(`s${status}`, 0), 'GET', '/', status, 'x');
-    expect(lines.map((l) => (JSON.parse(l) as { status: number }).status)).toEqual([101, 401, 429, 499, 502]);
+    expect(lines().map((l) => (JSON.parse(l) as { status: number }).status)).toEqual([101, 401, 429, 499, 502]);
     const kept = collect(0.25, () => 0.1);
     kept.log.write(new RequestContext('k', 0), 'GET', '/', 200, 'allowed');
-    expect(kept.lines).toHaveLength(1);
+    expect(kept.lines()).toHaveLength(1);
   });
 });
 
