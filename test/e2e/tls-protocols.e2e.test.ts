@@ -99,6 +99,18 @@ describe.each(clients)('over %s', (name, request) => {
     expect(upstream.received.length).toBe(before + 1);
   });
 
+  test('the upstream response head: repeated Set-Cookie kept in order, hop-by-hop headers dropped, ours added', async () => {
+    const r = await request('/response-head', { headers: { 'x-api-key': PRO } });
+    expect(r.status).toBe(201);
+    expect(r.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+    expect(r.headers['x-custom']).toBe('kept');
+    expect(r.headers['x-upstream-hop']).toBeUndefined();
+    expect(r.headers['proxy-authenticate']).toBeUndefined();
+    expect(r.headers['x-ratelimit-limit']).toBe('150');
+    expect(r.headers['x-request-id']).toMatch(/./);
+    expect(r.body).toBe('chunk-one,chunk-two');
+  });
+
   test('401: missing and invalid keys get the JSON error', async () => {
     const missing = await request('/items');
     expect(missing.status).toBe(401);
