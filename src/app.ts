@@ -39,7 +39,7 @@ import { Metrics } from './observability/metrics';
 import { createUpstreamProxy } from './proxy/upstreamProxy';
 import { createRedisClient } from './redisClient';
 import { RouteTable } from './routes/routeTable';
-import type { RoutesParseResult } from './routes/routes';
+import { routesMissingTiers, type RoutesParseResult } from './routes/routes';
 import { MemoryControl, type Control, type ControlEvent } from './sync/control';
 import { RedisControl } from './sync/redisControl';
 import { LocalHealthFleet } from './sync/healthFleet';
@@ -264,7 +264,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   };
   let stopWatching: () => void = () => undefined;
   async function reloadTiers(actor: string): Promise<TierParseResult> {
-    const r = await readTiersFile(config.tiersFile);
+    const read = await readTiersFile(config.tiersFile);
+    // Routes in force must still name only tiers that exist: change the routes first.
+    const missing = read.ok ? routesMissingTiers(routes.matcher.routes, new Set(read.tiers.tiers.keys())) : [];
+    const r: TierParseResult = missing.length > 0 ? { ok: false, reasons: missing } : read;
     metrics.configReload('tiers', r.ok);
     if (!r.ok) {
       audit(log, 'tiers.rejected', { reasons: r.reasons, actor });

@@ -59,6 +59,20 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Why a new tier set cannot replace the one in force while these routes are: every tier a
+ * route allows (`tiers`) or limits (`limits`) that the new set lacks. Empty when it fits.
+ * A tiers reload is refused on these, as a routes reload naming a missing tier is.
+ */
+export function routesMissingTiers(routes: readonly Route[], tierNames: ReadonlySet<string>): string[] {
+  const reasons: string[] = [];
+  for (const r of routes) {
+    for (const t of r.tiers ?? []) if (!tierNames.has(t)) reasons.push(`route "${r.name}" in force allows tier "${t}" (tiers), which the new tiers file does not define`);
+    for (const t of r.limits.keys()) if (!tierNames.has(t)) reasons.push(`route "${r.name}" in force limits tier "${t}" (limits), which the new tiers file does not define`);
+  }
+  return reasons;
+}
+
 function whole(v: unknown, min: number, max: number): v is number {
   return Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
 }

@@ -91,6 +91,41 @@ test('the routes file: shown by GET /admin/routes, reloaded on change, SIGHUP an
   }
 });
 
+test('a tiers reload that would drop a tier a route in force names is rejected with the reasons; the old tiers stay until the routes stop naming it', async () => {
+  const { dir, routesFile, gw } = await startWithRoutes({ routes: [
+    { name: 'public', match: { path: '/public*' }, auth: 'optional', limits: { anonymous: { limit: 2, windowSeconds: 3600 } } },
+    { name: 'reports', match: { path: '/reports*' }, tiers: ['pro', 'anonymous'] },
+  ] });
+  const tiersFile = path.join(dir, 'tiers.json');
+  try {
+    writeFileSync(tiersFile, JSON.stringify(HOUR_TIERS));
+    const r = await httpRequest(`${gw.adminUrl}/admin/tiers/reload`, { method: 'POST' });
+    expect(r.status).toBe(400);
+    const reasons = r.json<{ reasons: string[] }>().reasons;
+    expect(reasons).toEqual(expect.arrayContaining([
+      expect.stringMatching(/route "public" in force limits tier "anonymous"/),
+      expect.stringMatching(/route "reports" in force allows tier "anonymous"/),
+    ]));
+    await gw.waitForOutput(/"event":"tiers.rejected"[^\n]*route \\"public\\" in force/);
+    // The old tiers stay: the anonymous tier still answers, with the route's limit.
+    expect(Object.keys((await get(`${gw.adminUrl}/admin/tiers`)).json<{ tiers: Record<string, unknown> }>().tiers)).toContain('anonymous');
+    expect((await get(`${gw.url}/public/a`)).status).toBe(200);
+    expect((await get(`${gw.url}/public/a`)).status).toBe(200);
+    expect((await get(`${gw.url}/public/a`)).status).toBe(429);
+    expect(metricValue((await get(`${gw.adminUrl}/metrics`)).body, 'tollgate_config_last_reload_ok{file="tiers"}')).toBe(0);
+
+    // Routes first, then the tiers: both reloads go through.
+    writeFileSync(routesFile, JSON.stringify({ routes: [{ name: 'reports', match: { path: '/reports*' }, tiers: ['pro'] }] }));
+    expect((await httpRequest(`${gw.adminUrl}/admin/routes/reload`, { method: 'POST' })).status).toBe(200);
+    const again = await httpRequest(`${gw.adminUrl}/admin/tiers/reload`, { method: 'POST' });
+    expect(again.status).toBe(200);
+    expect(Object.keys((await get(`${gw.adminUrl}/admin/tiers`)).json<{ tiers: Record<string, unknown> }>().tiers)).not.toContain('anonymous');
+    expect(metricValue((await get(`${gw.adminUrl}/metrics`)).body, 'tollgate_config_last_reload_ok{file="tiers"}')).toBe(1);
+  } finally {
+    await gw.stop();
+  }
+});
+
 test('auth none: no key, never limited or counted; auth optional: tier anonymous per client IP (TRUST_PROXY), a key still counts as itself; tiers → 403 tier_not_allowed; cost 0 never counted', async () => {
   const { gw } = await startWithRoutes({ routes: [
     { name: 'health', match: { path: '/health' }, auth: 'none' },

@@ -1,5 +1,5 @@
 import { RouteMatcher, pathOf } from '../../src/routes/matcher';
-import { DEFAULT_ROUTE, normalisePath, parseRoutes, routesToJson, type Route } from '../../src/routes/routes';
+import { DEFAULT_ROUTE, normalisePath, parseRoutes, routesMissingTiers, routesToJson, type Route } from '../../src/routes/routes';
 
 const TIERS = new Set(['free', 'pro', 'enterprise', 'anonymous']);
 
@@ -181,5 +181,28 @@ describe('routes file validation', () => {
   test('not an object, no routes array', () => {
     expect(reasons([])).toMatch(/JSON object/);
     expect(reasons({})).toMatch(/routes must be an array/);
+  });
+});
+
+describe('routesMissingTiers (a tiers reload against the routes in force)', () => {
+  const tiers = new Set(['free', 'pro', 'anonymous']);
+  const parsed = parseRoutes({ routes: [
+    { name: 'open', match: { path: '/open' }, auth: 'none' },
+    { name: 'public', match: { path: '/public*' }, auth: 'optional', limits: { anonymous: { limit: 2 }, pro: { limit: 9 } } },
+    { name: 'reports', match: { path: '/reports' }, tiers: ['pro', 'anonymous'] },
+  ] }, tiers);
+  if (!parsed.ok) throw new Error(parsed.reasons.join());
+
+  test('a new set with every named tier fits (tiers the routes never name may go)', () => {
+    expect(routesMissingTiers(parsed.routes, new Set(['pro', 'anonymous']))).toEqual([]);
+  });
+
+  test('each tier a route allows or limits that the new set lacks is a reason', () => {
+    expect(routesMissingTiers(parsed.routes, new Set(['free']))).toEqual([
+      'route "public" in force limits tier "anonymous" (limits), which the new tiers file does not define',
+      'route "public" in force limits tier "pro" (limits), which the new tiers file does not define',
+      'route "reports" in force allows tier "pro" (tiers), which the new tiers file does not define',
+      'route "reports" in force allows tier "anonymous" (tiers), which the new tiers file does not define',
+    ]);
   });
 });
