@@ -39,7 +39,7 @@ import { Metrics } from './observability/metrics';
 import { createUpstreamProxy } from './proxy/upstreamProxy';
 import { createRedisClient } from './redisClient';
 import { RouteTable } from './routes/routeTable';
-import { routesMissingTiers, type RoutesParseResult } from './routes/routes';
+import { routeUpstreams, routesMissingTiers, type RoutesParseResult } from './routes/routes';
 import { MemoryControl, type Control, type ControlEvent } from './sync/control';
 import { RedisControl } from './sync/redisControl';
 import { LocalHealthFleet } from './sync/healthFleet';
@@ -113,6 +113,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     log,
     onReload: (ok, actor) => {
       metrics.configReload('routes', ok);
+      if (ok) proxy.retain(routeUpstreams(routes.matcher.routes));
       options.onRoutesReloaded?.(actor);
     },
   });

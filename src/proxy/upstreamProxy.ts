@@ -57,6 +57,12 @@ export interface UpstreamProxy {
   web(req: http.IncomingMessage, res: http.ServerResponse, fwd: Forward, headers: HeaderList | null): void;
   /** A WebSocket upgrade, carried by http-proxy. */
   ws(req: http.IncomingMessage, socket: Duplex, head: Buffer, fwd: Forward): void;
+  /**
+   * After a routes reload: the pools of route upstreams no longer in `upstreams` are closed
+   * once their in-flight requests end (UPSTREAM_URL's stays). A request admitted on the old
+   * routes that reaches here afterwards gets a new pool, retired at the next reload.
+   */
+  retain(upstreams: ReadonlySet<string>): void;
   close(): void;
 }
 
@@ -213,8 +219,7 @@ function timeoutError(): NodeJS.ErrnoException {
 
 export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
   // One kept-alive pool per upstream URL: the default (UPSTREAM_URL) made now, a route's
-  // (SPEC §10) on its first request. A reload that drops a route keeps its pool until
-  // shutdown; upstreams are few, and an idle pool holds no connection after 4 s.
+  // (SPEC §10) on its first request, closed by `retain` when a reload drops its last route.
   const targets = new Map<string, Target>();
   const targetOf = (url: string): Target => {
     let t = targets.get(url);
@@ -274,6 +279,14 @@ export function createUpstreamProxy(opts: UpstreamProxyOptions): UpstreamProxy {
       cleanUpgradeHeaders(req, { tier: fwd.tier, requestId: fwd.requestId, keyId: fwd.keyId, identity: fwd.identity, dropKeyHeader });
       if (fwd.upstream === null) wsProxy.ws(req, socket, head);
       else wsProxy.ws(req, socket, head, { target: fwd.upstream });
+    },
+    retain(upstreams) {
+      for (const [url, t] of targets) {
+        if (t === defaultTarget || upstreams.has(url)) continue;
+        targets.delete(url);
+        // close(), not destroy(): requests still on their way finish first.
+        t.pool.close().catch(() => undefined);
+      }
     },
     close() {
       wsProxy.close();

@@ -59,6 +59,13 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** The upstreams the routes send to besides UPSTREAM_URL (whose pools a reload keeps). */
+export function routeUpstreams(routes: readonly Route[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of routes) if (r.upstream !== null) out.add(r.upstream);
+  return out;
+}
+
 /**
  * Why a new tier set cannot replace the one in force while these routes are: every tier a
  * route allows (`tiers`) or limits (`limits`) that the new set lacks. Empty when it fits.

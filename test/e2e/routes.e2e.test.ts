@@ -226,6 +226,37 @@ test('two upstreams: each gets only its routes, bodies streamed both ways, over 
   }
 });
 
+test('a routes reload that drops an upstream closes its kept-alive connections once its requests in flight end', async () => {
+  // Idle connections would otherwise stay a minute: only the reload can close them in time.
+  const archive = await startUpstream({ keepAliveMs: 60_000 });
+  const { routesFile, gw } = await startWithRoutes({ routes: [
+    { name: 'archive', match: { path: '/archive*' }, upstream: archive.url },
+    { name: 'archive-slow', match: { path: '/slow' }, upstream: archive.url },
+  ] });
+  try {
+    const { key } = await createKey(gw.adminUrl, 'pro');
+    const first = await Promise.all([0, 1, 2].map((i) => get(`${gw.url}/archive/${i}`, key)));
+    expect(first.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(archive.open()).toBeGreaterThanOrEqual(1);
+    // A slow request is on its way when the route goes.
+    const slow = get(`${gw.url}/slow?ms=800`, key);
+    await waitFor('the slow request at the archive', async () => archive.received.some((r) => r.url.startsWith('/slow')), 3000);
+    writeFileSync(routesFile, JSON.stringify({ routes: [] }));
+    expect((await httpRequest(`${gw.adminUrl}/admin/routes/reload`, { method: 'POST' })).status).toBe(200);
+    const done = await slow;
+    expect(done.status).toBe(200);
+    expect(done.json<{ url: string }>().url).toBe('/slow?ms=800');
+    await waitFor('the archive pool closed', async () => archive.open() === 0, 5000);
+    // The path now goes to UPSTREAM_URL, whose pool stays.
+    const before = upstream.received.length;
+    expect((await get(`${gw.url}/archive/3`, key)).status).toBe(200);
+    expect(upstream.received.slice(before).map((r) => r.url)).toEqual(['/archive/3']);
+  } finally {
+    await gw.stop();
+    await archive.close();
+  }
+});
+
 test('cost 5: a free key (20 in NORMAL) gets 4 requests of the route, and its main counter shows all 20 used', async () => {
   const { gw } = await startWithRoutes({ routes: [{ name: 'search', match: { path: '/v1/search*' }, cost: 5 }] });
   try {

@@ -19,6 +19,8 @@ export interface Upstream {
   received: ReceivedRequest[];
   /** TCP connections accepted so far. */
   connections(): number;
+  /** TCP connections open now. */
+  open(): number;
   close(): Promise<void>;
 }
 
@@ -71,7 +73,12 @@ function streamBytes(res: http.ServerResponse, bytes: number): void {
  * - /cut?bytes=N: announces N bytes of 'a', sends half, then destroys the socket
  * - any WebSocket upgrade: echoes each message back
  */
-export async function startUpstream(): Promise<Upstream> {
+export interface UpstreamOptions {
+  /** How long an idle kept-alive connection stays open (Node's default: 5 s). */
+  readonly keepAliveMs?: number;
+}
+
+export async function startUpstream(opts: UpstreamOptions = {}): Promise<Upstream> {
   const received: ReceivedRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
 
@@ -177,8 +184,14 @@ export async function startUpstream(): Promise<Upstream> {
     wss.handleUpgrade(req, socket, head, (client) => wss.emit('connection', client, req));
   });
 
+  if (opts.keepAliveMs !== undefined) server.keepAliveTimeout = opts.keepAliveMs;
   let accepted = 0;
-  server.on('connection', () => { accepted += 1; });
+  let open = 0;
+  server.on('connection', (socket) => {
+    accepted += 1;
+    open += 1;
+    socket.once('close', () => { open -= 1; });
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -194,6 +207,7 @@ export async function startUpstream(): Promise<Upstream> {
     port,
     received,
     connections: () => accepted,
+    open: () => open,
     async close() {
       forget();
       for (const timer of timers) clearTimeout(timer);
