@@ -201,7 +201,7 @@ async function swapUnderLoad(h, ctx, pairs, seconds) {
     const [keep, fresh, multi] = await Promise.all([
       wrk(h, ctx, `https://127.0.0.1:${sys.port}/`, seconds, 30),
       wrk(h, ctx, `https://127.0.0.1:${sys.port}/`, seconds, 10, ['Connection: close']),
-      h2load(h, ctx, `https://127.0.0.1:${sys.port}/`, seconds, 2),
+      h2load(h, ctx, `https://127.0.0.1:${sys.port}/`, seconds, 2, H2_STREAMS),
     ]);
     swapping = false;
     out.swaps = await swaps;
