@@ -31,12 +31,14 @@ export class AccessLog {
     this.random = opts.random ?? Math.random;
   }
 
-  /** Writes the request's line once (later calls for the same request are ignored). */
-  write(ctx: RequestContext, method: string, url: string, status: number, outcome: string): void {
+  /**
+   * Writes the request's line once (later calls for the same request are ignored);
+   * `durationMs` is the one the request-duration metric got.
+   */
+  write(ctx: RequestContext, method: string, url: string, status: number, outcome: string, durationMs: number): void {
     if (ctx.logged) return;
     ctx.logged = true;
     if (status < 400 && status >= 200 && this.opts.sample < 1 && this.random() >= this.opts.sample) return;
-    const durationMs = performance.now() - ctx.started;
     // Only an absolute-form target ("GET http://host/p") needs its path parsed out.
     let path = url;
     let end = pathEnd(url);

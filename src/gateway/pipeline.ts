@@ -264,9 +264,10 @@ export function createPipeline(deps: PipelineDeps) {
   /** The response ended (or the client left): its duration and its access-log line. */
   function finish(req: IncomingMessage, ctx: RequestContext, status: number, outcome: string): void {
     if (ctx.logged) return;
-    metrics.requestDuration.observe((performance.now() - ctx.started) / 1000);
+    const durationMs = performance.now() - ctx.started;
+    metrics.requestDuration.observe(durationMs / 1000);
     if (accessLog === null) ctx.logged = true;
-    else accessLog.write(ctx, req.method ?? 'GET', req.url ?? '/', status, outcome);
+    else accessLog.write(ctx, req.method ?? 'GET', req.url ?? '/', status, outcome, durationMs);
   }
 
   function failure(err: unknown): Verdict {

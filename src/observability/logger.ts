@@ -22,8 +22,8 @@ let stdout: AsyncDestination | null = null;
  * destination: a line is queued and written off the request path, lines queued while a
  * write is in flight go together in the next one, and sharing one destination keeps every
  * line whole (two writers on one pipe could interleave a partial write). It takes bytes
- * (SonicBoom's buffer mode): an access-log batch is encoded once, then written as it is,
- * not measured, encoded and copied again on its way to fs.write as a string would be.
+ * (SonicBoom's buffer mode): an access-log batch, already bytes, is written as it is, not
+ * measured, encoded and copied on its way to fs.write as a string would be.
  */
 function stdoutDestination(): AsyncDestination {
   stdout ??= pino.destination({ dest: 1, sync: false, contentMode: 'buffer' }) as unknown as AsyncDestination;
@@ -75,12 +75,13 @@ let accessBatch: JsonLineBatch | null = null;
  * The access log's batch (SPEC §10): whole JSON lines written as bytes (gateway/accessLog.ts),
  * onto the shared asynchronous stdout destination in batches of ~64 KiB: one write (a
  * thread-pool round trip) per batch under load instead of one per line, which measured
- * ≈ 25 µs of CPU per request (docs/routes.md, "Measurements"). A round trip wakes a pool thread
- * and then the event loop: at 16 KiB batches (≈ 58 lines) the wake-ups and context switches
- * still measured ≈ 0.75 µs per line in a perf profile of the gateway under load. A batch also goes out
- * FLUSH_EVERY_MS after its first line, at shutdown (`flushLogs`) and on exit; logs and audit
- * lines are not batched, so they appear at once. Going through pino's serialisers and
- * redaction would cost more and add nothing, since the line never holds a key.
+ * ≈ 25 µs of CPU per request (docs/routes.md, "Measurements"). A round trip wakes a pool
+ * thread and then the event loop: at 16 KiB batches (≈ 58 lines) the wake-ups and context
+ * switches still measured ≈ 0.75 µs per line in a perf profile of the gateway under load.
+ * A batch also goes out FLUSH_EVERY_MS after its first line, at shutdown (`flushLogs`) and
+ * on exit; logs and audit lines are not batched, so they appear at once. Going through
+ * pino's serialisers and redaction would cost more and add nothing, since the line never
+ * holds a key.
  */
 export function accessLogBatch(): JsonLineBatch {
   if (accessBatch === null) {

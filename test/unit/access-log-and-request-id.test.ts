@@ -30,8 +30,8 @@ describe('access log lines', () => {
     const parsed = parseRoutes({ routes: [{ name: 'search', match: { path: '/v1/search*' } }] }, new Set(['pro']));
     if (!parsed.ok) throw new Error(parsed.reasons.join());
     ctx.route = new RouteMatcher(parsed.routes).match('GET', '/v1/search');
-    log.write(ctx, 'GET', '/v1/search/"x"?api_key=secret&q=1', 200, 'allowed');
-    log.write(ctx, 'GET', '/again', 200, 'allowed');
+    log.write(ctx, 'GET', '/v1/search/"x"?api_key=secret&q=1', 200, 'allowed', 5);
+    log.write(ctx, 'GET', '/again', 200, 'allowed', 5);
     expect(lines()).toHaveLength(1);
     expect(lines()[0].endsWith('\n')).toBe(true);
     const line = JSON.parse(lines()[0]) as Record<string, unknown>;
@@ -49,7 +49,7 @@ describe('access log lines', () => {
     const { log, lines } = collect();
     const ctx = new RequestContext('r1', performance.now());
     ctx.shadowRefused = 'rate';
-    log.write(ctx, 'POST', '/x', 401, 'unauthorized');
+    log.write(ctx, 'POST', '/x', 401, 'unauthorized', 5);
     expect(JSON.parse(lines()[0])).toMatchObject({ route: null, keyId: null, upstreamMs: null, tier: 'none', shadowRefused: 'rate' });
   });
 
@@ -59,22 +59,22 @@ describe('access log lines', () => {
       const { log, lines } = collect();
       const ctx = new RequestContext('r', performance.now());
       ctx.upstreamMs = given;
-      log.write(ctx, 'GET', '/', 200, 'allowed');
+      log.write(ctx, 'GET', '/', 200, 'allowed', 5);
       expect((JSON.parse(lines()[0]) as { upstreamMs: number }).upstreamMs).toBe(logged);
     }
     const { log, lines } = collect();
     const path = '/caf\u00e9/\u0001tab\t/"q"/back\\slash/\u2028';
-    log.write(new RequestContext('r', performance.now()), 'GET', `${path}?k=1`, 200, 'allowed');
+    log.write(new RequestContext('r', performance.now()), 'GET', `${path}?k=1`, 200, 'allowed', 5);
     expect((JSON.parse(lines()[0]) as { path: string }).path).toBe(path);
     expect(lines()[0].split('\n')).toHaveLength(2);
   });
 
   test('ACCESS_LOG_SAMPLE drops only 2xx/3xx lines', () => {
     const { log, lines } = collect(0.25, () => 0.5);
-    for (const status of [200, 204, 301, 101, 401, 429, 499, 502]) log.write(new RequestContext(`s${status}`, 0), 'GET', '/', status, 'x');
+    for (const status of [200, 204, 301, 101, 401, 429, 499, 502]) log.write(new RequestContext(`s${status}`, 0), 'GET', '/', status, 'x', 5);
     expect(lines().map((l) => (JSON.parse(l) as { status: number }).status)).toEqual([101, 401, 429, 499, 502]);
     const kept = collect(0.25, () => 0.1);
-    kept.log.write(new RequestContext('k', 0), 'GET', '/', 200, 'allowed');
+    kept.log.write(new RequestContext('k', 0), 'GET', '/', 200, 'allowed', 5);
     expect(kept.lines()).toHaveLength(1);
   });
 });
