@@ -24,9 +24,10 @@
  *                       forward-node,forward-undici (references, opt-in only: the least a
  *                       forwarder does, on node:http and on undici; no auth, no limiting)
  *   --scenarios a,b     subset of: allowed-1key,allowed-1000keys,rejected,latency, and
- *                       tls (opt-in, ~3 min: tollgate and forward-undici over plain HTTP,
+ *                       tls (opt-in, ~4 min: tollgate and forward-undici over plain HTTP,
  *                       HTTPS/1.1, h2 (h2load: 10 streams on each of 5 connections, and 50
- *                       on one) and a new TLS connection per request, then a certificate
+ *                       on one) and a new TLS connection per request, a server answering
+ *                       from memory over plain HTTP and HTTPS/1.1, then a certificate
  *                       swap under load; scripts/bench/tls-scenario.js)
  *   --latency-factor F  fixed rate of the latency scenario as a fraction of bare
  *                       http-proxy's max req/s in allowed-1key (its median over the

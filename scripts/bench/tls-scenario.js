@@ -2,7 +2,9 @@
 /*
  * The `tls` scenario of scripts/bench.js (issue 15, opt-in: --scenarios tls): tollgate and
  * the minimal undici forwarder (forward-undici-server.js, listening as tollgate does with
- * TLS: http2 secure server with allowHTTP1) over
+ * TLS: http2 secure server with allowHTTP1) over the five protocols below, and a Node server
+ * answering from memory (hello-server.js, listening alike) over the first two only: what
+ * Node's TLS costs a server with next to no work of its own, the floor of the ratio
  *   http       plain HTTP, kept-alive connections (wrk): the baseline of the ratio
  *   https      HTTPS/1.1, kept-alive connections (wrk; wrk offers no ALPN, so HTTP/1.1)
  *   h2         HTTP/2, many streams per connection (h2load -c C/10 -m 10)
@@ -22,7 +24,10 @@ const path = require('path');
 const { execFileSync } = require('child_process');
 
 const MODES = ['http', 'https', 'h2', 'h2wide', 'handshake'];
-const SYSTEMS = ['forward-undici', 'tollgate'];
+const SYSTEMS = ['hello', 'forward-undici', 'tollgate'];
+const SERVER_FILE = { hello: 'hello-server.js', 'forward-undici': 'forward-undici-server.js' };
+/** The protocols each system runs: the hello server only the ones of the HTTPS ÷ plain ratio. */
+const modesOf = (system) => (system === 'hello' ? MODES.slice(0, 2) : MODES);
 const H2_STREAMS = 10;
 
 /** The whole body of a GET (the admin port's /metrics), '' on any failure. */
@@ -89,7 +94,7 @@ async function startTls(h, ctx, system, tls, envExtra = {}) {
     ready = () => h.waitHttp(adminPort, '/readyz', c, 30000, undefined, 200);
   } else {
     const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', UPSTREAM_URL: upstreamUrl, TLS_CERT_FILE: '', TLS_KEY_FILE: '', ...tlsEnv };
-    c = h.startChild(system, ...h.systemCommand(process.execPath, [path.join(h.BENCH_DIR, 'forward-undici-server.js')]), { env, readyLine: /\bready\b/ });
+    c = h.startChild(system, ...h.systemCommand(process.execPath, [path.join(h.BENCH_DIR, SERVER_FILE[system])]), { env, readyLine: /\bready\b/ });
     ready = async () => (await Promise.race([c.ready, h.sleep(20000).then(() => false)]));
   }
   if (!(await ready())) {
@@ -236,6 +241,14 @@ function ratios(h, rowsOf, num, den) {
   return { byRound: byRound.map((x) => h.round(x, 3)), median: h.round(h.median(byRound), 3) };
 }
 
+/** Server CPU per request that TLS adds (HTTPS/1.1 minus plain HTTP, within each round). */
+function cpuDelta(h, rowsOf, system) {
+  const tls = rowsOf(system, 'https');
+  const plain = rowsOf(system, 'http');
+  const byRound = tls.map((r, i) => (r && r.ok && plain[i] && plain[i].ok ? r.cpuUsPerReq - plain[i].cpuUsPerReq : null));
+  return { byRound: byRound.map((x) => h.round(x, 1)), median: h.round(h.median(byRound), 1) };
+}
+
 async function runTlsScenario(h, ctx) {
   const { opts } = ctx;
   ctx.h2load = h.which('h2load');
@@ -246,7 +259,7 @@ async function runTlsScenario(h, ctx) {
   for (let i = 0; i < opts.rounds; i++) {
     const order = i % 2 ? SYSTEMS.slice().reverse() : SYSTEMS;
     for (const system of order) {
-      for (const mode of (i % 2 ? MODES.slice().reverse() : MODES)) {
+      for (const mode of (i % 2 ? modesOf(system).slice().reverse() : modesOf(system))) {
         h.log(`tls · ${system} · ${mode}${opts.rounds > 1 ? ` (round ${i + 1}/${opts.rounds})` : ''}…`);
         const row = await runTlsOne(h, ctx, pairs, system, mode);
         row.round = i + 1;
@@ -258,7 +271,7 @@ async function runTlsScenario(h, ctx) {
   const rowsOf = (system, mode) => Array.from({ length: opts.rounds }, (_, i) => runs.find((r) => r.system === system && r.mode === mode && r.round === i + 1) || null);
   const rows = [];
   for (const system of SYSTEMS) {
-    for (const mode of MODES) {
+    for (const mode of modesOf(system)) {
       const all = rowsOf(system, mode).filter(Boolean);
       const ok = all.filter((r) => r.ok);
       const row = { system, mode, ok: ok.length > 0, roundsOk: ok.length, rounds: all };
@@ -281,7 +294,9 @@ async function runTlsScenario(h, ctx) {
       forwarderHttpsOverHttp: ratios(h, rowsOf, ['forward-undici', 'https'], ['forward-undici', 'http']),
       forwarderH2OverHttps: ratios(h, rowsOf, ['forward-undici', 'h2'], ['forward-undici', 'https']),
       forwarderH2WideOverHttps: ratios(h, rowsOf, ['forward-undici', 'h2wide'], ['forward-undici', 'https']),
+      helloHttpsOverHttp: ratios(h, rowsOf, ['hello', 'https'], ['hello', 'http']),
     },
+    tlsCostUs: Object.fromEntries(SYSTEMS.map((s) => [s, cpuDelta(h, rowsOf, s)])),
   };
   for (const mode of MODES) result.ratios[`tollgateOverForwarder_${mode}`] = ratios(h, rowsOf, ['tollgate', mode], ['forward-undici', mode]);
   h.log('tls · certificate swap under load…');
@@ -310,11 +325,13 @@ function tlsMarkdown(h, tls, c) {
   }
   const x = (r) => (r && r.median != null ? `${r.median.toFixed(2)} (rounds: ${r.byRound.map((v) => (v == null ? '–' : v.toFixed(2))).join(' ')})` : '–');
   L.push('');
-  L.push('| ratio (same round) | tollgate | forward-undici |');
-  L.push('| --- | ---: | ---: |');
-  L.push(`| HTTPS/1.1 ÷ plain HTTP | ${x(tls.ratios.tollgateHttpsOverHttp)} | ${x(tls.ratios.forwarderHttpsOverHttp)} |`);
-  L.push(`| HTTP/2 ÷ HTTPS/1.1 | ${x(tls.ratios.tollgateH2OverHttps)} | ${x(tls.ratios.forwarderH2OverHttps)} |`);
-  L.push(`| HTTP/2, one connection ÷ HTTPS/1.1 | ${x(tls.ratios.tollgateH2WideOverHttps)} | ${x(tls.ratios.forwarderH2WideOverHttps)} |`);
+  const us = (r) => (r && r.median != null ? `${r.median.toFixed(1)} (rounds: ${r.byRound.map((v) => (v == null ? '–' : v.toFixed(1))).join(' ')})` : '–');
+  L.push('| ratio (same round) | tollgate | forward-undici | hello (answers from memory) |');
+  L.push('| --- | ---: | ---: | ---: |');
+  L.push(`| HTTPS/1.1 ÷ plain HTTP | ${x(tls.ratios.tollgateHttpsOverHttp)} | ${x(tls.ratios.forwarderHttpsOverHttp)} | ${x(tls.ratios.helloHttpsOverHttp)} |`);
+  L.push(`| HTTP/2 ÷ HTTPS/1.1 | ${x(tls.ratios.tollgateH2OverHttps)} | ${x(tls.ratios.forwarderH2OverHttps)} | – |`);
+  L.push(`| HTTP/2, one connection ÷ HTTPS/1.1 | ${x(tls.ratios.tollgateH2WideOverHttps)} | ${x(tls.ratios.forwarderH2WideOverHttps)} | – |`);
+  L.push(`| server CPU µs per request TLS adds (HTTPS/1.1 − plain) | ${us(tls.tlsCostUs.tollgate)} | ${us(tls.tlsCostUs['forward-undici'])} | ${us(tls.tlsCostUs.hello)} |`);
   L.push('');
   L.push(`tollgate ÷ forward-undici: ${MODES.map((m) => `${MODE_LABEL[m]} ${x(tls.ratios[`tollgateOverForwarder_${m}`])}`).join('; ')}.`);
   const s = tls.swap;

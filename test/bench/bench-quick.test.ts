@@ -180,11 +180,12 @@ describe('scripts/bench.js --quick --scenarios tls', () => {
     if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
   });
 
-  it('tollgate and forward-undici answer 2xx over plain HTTP, HTTPS/1.1, h2 (5 connections and one) and a new TLS connection per request', () => {
+  it('tollgate and forward-undici answer 2xx over plain HTTP, HTTPS/1.1, h2 (5 connections and one) and a new TLS connection per request; the hello server over plain HTTP and HTTPS/1.1', () => {
     if (run.code !== 0) throw new Error(`bench exited ${run.code ?? run.signal}:\n${run.output.slice(-4000)}`);
     expect(report?.tls.error).toBeUndefined();
     const rows = report!.tls.rows.map((r) => ({ system: r.system, mode: r.mode, ok: r.ok, error: r.error, codes: Object.keys(r.statuses ?? {}) }));
-    const expected = ['forward-undici', 'tollgate'].flatMap((system) => ['http', 'https', 'h2', 'h2wide', 'handshake'].map((mode) => ({
+    const modes = (system: string): string[] => (system === 'hello' ? ['http', 'https'] : ['http', 'https', 'h2', 'h2wide', 'handshake']);
+    const expected = ['hello', 'forward-undici', 'tollgate'].flatMap((system) => modes(system).map((mode) => ({
       system, mode, ok: true, error: undefined, codes: [mode.startsWith('h2') ? '2xx' : '200'],
     })));
     expect(rows).toEqual(expected);

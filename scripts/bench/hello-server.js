@@ -1,0 +1,36 @@
+'use strict';
+// Reference, not a peer: a Node server that answers every request from memory (no upstream,
+// no key, no limit) with a head the size of tollgate's (the bench upstream's "ok" and the
+// rate-limit headers). Listens as tollgate does: node:http without TLS; with TLS_CERT_FILE
+// and TLS_KEY_FILE, node:http2's secure server with allowHTTP1. Its HTTPS ÷ plain ratio in
+// the tls scenario is what Node's TLS leaves of a server that does almost nothing per request.
+// env: PORT, HOST (default 127.0.0.1), TLS_CERT_FILE, TLS_KEY_FILE
+const fs = require('fs');
+const http = require('http');
+const http2 = require('http2');
+const { env, onSignals } = require('./common');
+
+const HEAD = {
+  'content-type': 'text/plain',
+  'content-length': '2',
+  'x-ratelimit-limit': '100000000',
+  'x-ratelimit-remaining': '99999999',
+  'x-ratelimit-reset': '60',
+  'ratelimit-policy': '100000000;w=60',
+  ratelimit: 'limit=100000000, remaining=99999999, reset=60',
+  server: 'nginx/1.22.1',
+};
+
+const handle = (req, res) => {
+  req.resume();
+  res.writeHead(200, HEAD);
+  res.end('ok');
+};
+const tls = process.env.TLS_CERT_FILE !== undefined && process.env.TLS_CERT_FILE !== '';
+const server = tls
+  ? http2.createSecureServer({ allowHTTP1: true, cert: fs.readFileSync(env('TLS_CERT_FILE')), key: fs.readFileSync(env('TLS_KEY_FILE')), settings: { maxConcurrentStreams: 128 } }, handle)
+  : http.createServer(handle);
+server.keepAliveTimeout = 75000;
+server.headersTimeout = 76000;
+server.listen(Number(env('PORT')), env('HOST', '127.0.0.1'), () => console.log('ready'));
+onSignals(() => new Promise((r) => server.close(r)));
