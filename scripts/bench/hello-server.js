@@ -4,7 +4,10 @@
 // rate-limit headers). Listens as tollgate does: node:http without TLS; with TLS_CERT_FILE
 // and TLS_KEY_FILE, node:http2's secure server with allowHTTP1. Its HTTPS ÷ plain ratio in
 // the tls scenario is what Node's TLS leaves of a server that does almost nothing per request.
-// env: PORT, HOST (default 127.0.0.1), TLS_CERT_FILE, TLS_KEY_FILE
+// EVICT_KB (default 0): before answering, read one value per 64-byte line of a buffer this
+// large, which pushes other data out of the CPU caches as a bigger process would
+// (scripts/bench/tls-cache.js).
+// env: PORT, HOST (default 127.0.0.1), TLS_CERT_FILE, TLS_KEY_FILE, EVICT_KB
 const fs = require('fs');
 const http = require('http');
 const http2 = require('http2');
@@ -21,7 +24,11 @@ const HEAD = {
   server: 'nginx/1.22.1',
 };
 
+const evict = new Float64Array((Number(process.env.EVICT_KB || 0) * 1024) / 8);
+let sink = 0;
+
 const handle = (req, res) => {
+  for (let i = 0; i < evict.length; i += 8) sink += evict[i];
   req.resume();
   res.writeHead(200, HEAD);
   res.end('ok');
@@ -33,4 +40,6 @@ const server = tls
 server.keepAliveTimeout = 75000;
 server.headersTimeout = 76000;
 server.listen(Number(env('PORT')), env('HOST', '127.0.0.1'), () => console.log('ready'));
+// Read once, so the reads in the handler are not optimised away.
+process.on('exit', () => { if (sink !== 0) console.log(sink); });
 onSignals(() => new Promise((r) => server.close(r)));

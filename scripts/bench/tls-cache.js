@@ -1,0 +1,84 @@
+'use strict';
+/*
+ * Does the same TLS work cost more in a process that sweeps the CPU caches between requests?
+ * The hello server (answers from memory) pinned to CPU 1 with EVICT_KB = 0, 512 and 1536
+ * (1536 KB is more than one core's L2 on the machine this was written on), each over plain
+ * HTTP and HTTPS/1.1 under wrk pinned to CPU 0; ROUNDS alternations (default 4). Prints the
+ * median server CPU per request of each and what TLS adds. docs/tls.md, "Where the TLS time
+ * goes". Needs 2 CPUs, taskset, wrk, openssl.
+ *
+ *   node scripts/bench/tls-cache.js [ROUNDS]
+ */
+const fs = require('fs');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+const { spawn, execFileSync } = require('child_process');
+
+const SIZES_KB = [0, 512, 1536];
+const SECONDS = 5;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const freePort = () => new Promise((resolve) => {
+  const s = net.createServer().listen(0, '127.0.0.1', () => {
+    const { port } = s.address();
+    s.close(() => resolve(port));
+  });
+});
+const cpuMs = (pid) => {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+};
+const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+async function cpuPerRequest(tmp, evictKb, mode) {
+  const port = await freePort();
+  const tls = mode === 'https' ? { TLS_CERT_FILE: path.join(tmp, 'tls.crt'), TLS_KEY_FILE: path.join(tmp, 'tls.key') } : {};
+  const server = spawn('taskset', ['-c', '1', process.execPath, path.join(__dirname, 'hello-server.js')],
+    { env: { ...process.env, PORT: String(port), EVICT_KB: String(evictKb), ...tls }, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise((resolve, reject) => {
+      server.stdout.on('data', (d) => { if (String(d).includes('ready')) resolve(); });
+      server.on('exit', (code) => reject(new Error(`hello-server exited ${code}`)));
+    });
+    const url = `${mode}://127.0.0.1:${port}/`;
+    execFileSync('taskset', ['-c', '0', 'wrk', '-t1', '-c50', '-d2s', url]); // warm-up
+    const before = cpuMs(server.pid);
+    const out = execFileSync('taskset', ['-c', '0', 'wrk', '-t1', '-c50', `-d${SECONDS}s`, url]).toString();
+    const requests = Number(/(\d+) requests in/.exec(out)[1]);
+    return ((cpuMs(server.pid) - before) * 1000) / requests;
+  } finally {
+    server.kill();
+    await sleep(200);
+  }
+}
+
+async function main() {
+  const rounds = Number(process.argv[2] || 4);
+  execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-tls-cache-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(tmp, 'tls.key'),
+      '-out', path.join(tmp, 'tls.crt'), '-days', '2', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    const runs = Object.fromEntries(SIZES_KB.map((kb) => [kb, { http: [], https: [] }]));
+    for (let r = 0; r < rounds; r++) {
+      for (const kb of SIZES_KB) {
+        for (const mode of r % 2 ? ['https', 'http'] : ['http', 'https']) runs[kb][mode].push(await cpuPerRequest(tmp, kb, mode));
+      }
+    }
+    console.log(`| EVICT_KB | plain, server CPU µs/request | HTTPS/1.1 | TLS adds (median of ${rounds} rounds) |`);
+    console.log('| ---: | ---: | ---: | ---: |');
+    for (const kb of SIZES_KB) {
+      const { http, https } = runs[kb];
+      const adds = https.map((v, i) => v - http[i]);
+      console.log(`| ${kb} | ${median(http).toFixed(1)} | ${median(https).toFixed(1)} | ${median(adds).toFixed(1)} |`);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e.message);
+  process.exitCode = 1;
+});
