@@ -67,4 +67,24 @@ function createBaselineProxy() {
   return { agent, proxy };
 }
 
-module.exports = { env, loadLimits, onSignals, createBaselineProxy };
+/** Whether TLS_CERT_FILE is set: a reference server then listens with TLS. */
+function tlsConfigured() {
+  return process.env.TLS_CERT_FILE !== undefined && process.env.TLS_CERT_FILE !== '';
+}
+
+/**
+ * A reference server listening as tollgate does: node:http, or with TLS_CERT_FILE and
+ * TLS_KEY_FILE node:http2's secure server with allowHTTP1 (h2 and HTTP/1.1 by ALPN, h2
+ * through the compatibility API). Prints "ready" once listening on PORT and HOST.
+ */
+function listenAsTollgate(handle) {
+  const server = tlsConfigured()
+    ? require('http2').createSecureServer({ allowHTTP1: true, cert: fs.readFileSync(env('TLS_CERT_FILE')), key: fs.readFileSync(env('TLS_KEY_FILE')), settings: { maxConcurrentStreams: 128 } }, handle)
+    : http.createServer(handle);
+  server.keepAliveTimeout = 75000;
+  server.headersTimeout = 76000;
+  server.listen(Number(env('PORT')), env('HOST', '127.0.0.1'), () => console.log('ready'));
+  return server;
+}
+
+module.exports = { env, loadLimits, onSignals, createBaselineProxy, tlsConfigured, listenAsTollgate };

@@ -5,11 +5,8 @@
 // tollgate does with TLS (node:http2's secure server with allowHTTP1: h2 and HTTP/1.1 by
 // ALPN, h2 through the compatibility API): the TLS reference of the tls scenario.
 // env: PORT, HOST (default 127.0.0.1), UPSTREAM_URL, TLS_CERT_FILE, TLS_KEY_FILE
-const fs = require('fs');
-const http = require('http');
-const http2 = require('http2');
 const { Pool } = require('undici');
-const { env, onSignals } = require('./common');
+const { env, onSignals, tlsConfigured, listenAsTollgate } = require('./common');
 const { forwardedHead, backHead } = require('./forward-common');
 
 const target = new URL(env('UPSTREAM_URL'));
@@ -35,17 +32,11 @@ class Forward {
   }
 }
 
-const tls = process.env.TLS_CERT_FILE !== undefined && process.env.TLS_CERT_FILE !== '';
-const proto = tls ? 'https' : 'http';
+const proto = tlsConfigured() ? 'https' : 'http';
 const handle = (req, res) => {
   const hasBody = req.stream !== undefined ? !req.stream.endAfterHeaders
     : req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   pool.dispatch({ method: req.method, path: req.url, headers: forwardedHead(req, target.host, proto), body: hasBody ? req : null }, new Forward(res));
 };
-const server = tls
-  ? http2.createSecureServer({ allowHTTP1: true, cert: fs.readFileSync(env('TLS_CERT_FILE')), key: fs.readFileSync(env('TLS_KEY_FILE')), settings: { maxConcurrentStreams: 128 } }, handle)
-  : http.createServer(handle);
-server.keepAliveTimeout = 75000;
-server.headersTimeout = 76000;
-server.listen(Number(env('PORT')), env('HOST', '127.0.0.1'), () => console.log('ready'));
+const server = listenAsTollgate(handle);
 onSignals(() => { pool.destroy(); return new Promise((r) => server.close(r)); });

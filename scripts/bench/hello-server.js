@@ -8,10 +8,7 @@
 // large, which pushes other data out of the CPU caches as a bigger process would
 // (scripts/bench/tls-cache.js).
 // env: PORT, HOST (default 127.0.0.1), TLS_CERT_FILE, TLS_KEY_FILE, EVICT_KB
-const fs = require('fs');
-const http = require('http');
-const http2 = require('http2');
-const { env, onSignals } = require('./common');
+const { listenAsTollgate, onSignals } = require('./common');
 
 const HEAD = {
   'content-type': 'text/plain',
@@ -33,13 +30,7 @@ const handle = (req, res) => {
   res.writeHead(200, HEAD);
   res.end('ok');
 };
-const tls = process.env.TLS_CERT_FILE !== undefined && process.env.TLS_CERT_FILE !== '';
-const server = tls
-  ? http2.createSecureServer({ allowHTTP1: true, cert: fs.readFileSync(env('TLS_CERT_FILE')), key: fs.readFileSync(env('TLS_KEY_FILE')), settings: { maxConcurrentStreams: 128 } }, handle)
-  : http.createServer(handle);
-server.keepAliveTimeout = 75000;
-server.headersTimeout = 76000;
-server.listen(Number(env('PORT')), env('HOST', '127.0.0.1'), () => console.log('ready'));
+const server = listenAsTollgate(handle);
 // Read once, so the reads in the handler are not optimised away.
 process.on('exit', () => { if (sink !== 0) console.log(sink); });
 onSignals(() => new Promise((r) => server.close(r)));
