@@ -10,29 +10,25 @@
  *   node scripts/bench/tls-cache.js [ROUNDS]
  */
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
 const { spawn, execFileSync } = require('child_process');
+const { freePorts, sleep } = require('../overload/processes');
+const { selfSignedPair } = require('./tls-scenario');
 
 const SIZES_KB = [0, 512, 1536];
 const SECONDS = 5;
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () => new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+/** utime + stime of `pid` in milliseconds. */
 const cpuMs = (pid) => {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
 };
 const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 async function cpuPerRequest(tmp, evictKb, mode) {
-  const port = await freePort();
+  const [port] = await freePorts(1);
   const tls = mode === 'https' ? { TLS_CERT_FILE: path.join(tmp, 'tls.crt'), TLS_KEY_FILE: path.join(tmp, 'tls.key') } : {};
   const server = spawn('taskset', ['-c', '1', process.execPath, path.join(__dirname, 'hello-server.js')],
     { env: { ...process.env, PORT: String(port), EVICT_KB: String(evictKb), ...tls }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -58,8 +54,7 @@ async function main() {
   execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-tls-cache-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(tmp, 'tls.key'),
-      '-out', path.join(tmp, 'tls.crt'), '-days', '2', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    selfSignedPair(tmp);
     const runs = Object.fromEntries(SIZES_KB.map((kb) => [kb, { http: [], https: [] }]));
     for (let r = 0; r < rounds; r++) {
       for (const kb of SIZES_KB) {

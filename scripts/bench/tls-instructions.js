@@ -12,10 +12,11 @@
  *   node scripts/bench/tls-instructions.js [tollgate,forward-undici,hello]
  */
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
 const { spawn, execFileSync } = require('child_process');
+const { freePorts, sleep } = require('../overload/processes');
+const { selfSignedPair } = require('./tls-scenario');
 
 const ROOT = path.join(__dirname, '..', '..');
 const WARM = 2000;
@@ -26,14 +27,6 @@ const SERVERS = {
   hello: path.join(__dirname, 'hello-server.js'),
 };
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const freePort = () => new Promise((resolve) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
-  });
-});
-
 /**
  * vgdb (behind callgrind_control) finds a valgrind process by a FIFO named after USER and
  * HOST, read on each side from its own environment: both get the same USER and no HOST
@@ -42,8 +35,7 @@ const freePort = () => new Promise((resolve) => {
 const VG_ENV = { USER: 'tollgate-bench', LOGNAME: 'tollgate-bench' };
 
 function setup(tmp) {
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(tmp, 'tls.key'),
-    '-out', path.join(tmp, 'tls.crt'), '-days', '2', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  selfSignedPair(tmp);
   fs.writeFileSync(path.join(tmp, 'tiers.json'), JSON.stringify({ windowSeconds: 60, algorithm: 'sliding-window', tiers: { bench: { limit: 1e8, burst: 1e8 } } }));
   fs.writeFileSync(path.join(tmp, 'keys.json'), JSON.stringify({ keys: [{ key: 'bench_key_0000001', tier: 'bench', name: 'k1' }] }));
 }
@@ -57,7 +49,7 @@ function mainThreadInstructions(file) {
 }
 
 async function countOne(tmp, upstreamPort, redisPort, system, mode) {
-  const [port, adminPort] = [await freePort(), await freePort()];
+  const [port, adminPort] = await freePorts(2);
   const out = path.join(tmp, `${system}-${mode}`);
   const env = {
     PATH: process.env.PATH, ...VG_ENV, PORT: String(port), ADMIN_PORT: String(adminPort), ADMIN_HOST: '127.0.0.1',
@@ -100,7 +92,7 @@ async function main() {
   for (const s of systems) if (!SERVERS[s]) throw new Error(`unknown system ${s}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-tls-ir-'));
   setup(tmp);
-  const [redisPort, upstreamPort] = [await freePort(), await freePort()];
+  const [redisPort, upstreamPort] = await freePorts(2);
   const redis = spawn('redis-server', ['--port', String(redisPort), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const upstream = spawn(process.execPath, [path.join(__dirname, 'upstream-server.js')], { env: { ...process.env, PORT: String(upstreamPort) }, stdio: 'ignore' });
   try {

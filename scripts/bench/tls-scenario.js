@@ -48,16 +48,18 @@ function openssl(args) {
   execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-/** Two self-signed ECDSA P-256 pairs for 127.0.0.1 (a and b), and a Secret-style directory serving a. */
+/** A self-signed ECDSA P-256 pair for 127.0.0.1 written into `dir` (tls.crt, tls.key). */
+function selfSignedPair(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(dir, 'tls.key'),
+    '-out', path.join(dir, 'tls.crt'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost']);
+  return { cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') };
+}
+
+/** Two self-signed pairs (a and b), and a Secret-style directory serving a. */
 function makePairs(tmp) {
   const pairs = {};
-  for (const name of ['a', 'b']) {
-    const dir = path.join(tmp, `tls-${name}`);
-    fs.mkdirSync(dir, { recursive: true });
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(dir, 'tls.key'),
-      '-out', path.join(dir, 'tls.crt'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost']);
-    pairs[name] = { cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') };
-  }
+  for (const name of ['a', 'b']) pairs[name] = selfSignedPair(path.join(tmp, `tls-${name}`));
   const secret = path.join(tmp, 'tls-secret');
   fs.mkdirSync(secret);
   let version = 0;
@@ -354,4 +356,4 @@ function tlsTargets(tls, add) {
   add('tls: certificate swap under load: failed requests + socket errors', s && s.ok ? s.failed + s.socketErrors : null, (v) => v === 0, 0);
 }
 
-module.exports = { runTlsScenario, tlsMarkdown, tlsTargets, parseH2load };
+module.exports = { runTlsScenario, tlsMarkdown, tlsTargets, parseH2load, selfSignedPair };
