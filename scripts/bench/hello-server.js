@@ -6,8 +6,10 @@
 // the tls scenario is what Node's TLS leaves of a server that does almost nothing per request.
 // EVICT_KB (default 0): before answering, read one value per 64-byte line of a buffer this
 // large, which pushes other data out of the CPU caches as a bigger process would
-// (scripts/bench/tls-cache.js).
-// env: PORT, HOST (default 127.0.0.1), TLS_CERT_FILE, TLS_KEY_FILE, EVICT_KB
+// (scripts/bench/tls-cache.js). ALLOC_KB (default 0): before answering, allocate this many KB
+// of short-lived 1 KB arrays, as tollgate's request path allocates ≈ 26 KB of garbage per
+// request (docs/tls.md): the nursery then moves through fresh memory as tollgate's does.
+// env: PORT, HOST (default 127.0.0.1), TLS_CERT_FILE, TLS_KEY_FILE, EVICT_KB, ALLOC_KB
 const { listenAsTollgate, onSignals } = require('./common');
 
 const HEAD = {
@@ -23,9 +25,15 @@ const HEAD = {
 
 const evict = new Float64Array((Number(process.env.EVICT_KB || 0) * 1024) / 8);
 let sink = 0;
+const allocKb = Number(process.env.ALLOC_KB || 0);
+// Each array escapes into this ring, so the compiler cannot elide the allocation; it is
+// garbage once overwritten eight arrays later.
+const ring = new Array(8);
 
 const handle = (req, res) => {
   for (let i = 0; i < evict.length; i += 8) sink += evict[i];
+  // 126 elements + the array's header ≈ 1 KB on a 64-bit heap.
+  for (let i = 0; i < allocKb; i++) ring[i & 7] = new Array(126).fill(i);
   req.resume();
   res.writeHead(200, HEAD);
   res.end('ok');

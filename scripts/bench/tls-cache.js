@@ -7,7 +7,11 @@
  * median server CPU per request of each and what TLS adds. docs/tls.md, "Where the TLS time
  * goes". Needs 2 CPUs, taskset, wrk, openssl.
  *
- *   node scripts/bench/tls-cache.js [ROUNDS]
+ * With `alloc`, the knob is ALLOC_KB = 0, 10 and 20 instead: garbage allocated per request
+ * (hello itself allocates ≈ 8.5 KB per request; 20 more is about tollgate's ≈ 29 KB), which
+ * says how much of TLS's cost in tollgate a smaller allocation rate would take away.
+ *
+ *   node scripts/bench/tls-cache.js [ROUNDS] [evict|alloc]
  */
 const fs = require('fs');
 const os = require('os');
@@ -16,7 +20,7 @@ const { spawn, execFileSync } = require('child_process');
 const { freePorts, sleep } = require('../overload/processes');
 const { selfSignedPair } = require('./tls-scenario');
 
-const SIZES_KB = [0, 512, 1536];
+const KNOBS = { evict: { env: 'EVICT_KB', sizes: [0, 512, 1536] }, alloc: { env: 'ALLOC_KB', sizes: [0, 10, 20] } };
 const SECONDS = 5;
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -27,11 +31,11 @@ const cpuMs = (pid) => {
 };
 const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-async function cpuPerRequest(tmp, evictKb, mode) {
+async function cpuPerRequest(tmp, knob, kb, mode) {
   const [port] = await freePorts(1);
   const tls = mode === 'https' ? { TLS_CERT_FILE: path.join(tmp, 'tls.crt'), TLS_KEY_FILE: path.join(tmp, 'tls.key') } : {};
   const server = spawn('taskset', ['-c', '1', process.execPath, path.join(__dirname, 'hello-server.js')],
-    { env: { ...process.env, PORT: String(port), EVICT_KB: String(evictKb), ...tls }, stdio: ['ignore', 'pipe', 'inherit'] });
+    { env: { ...process.env, PORT: String(port), [knob.env]: String(kb), ...tls }, stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await new Promise((resolve, reject) => {
       server.stdout.on('data', (d) => { if (String(d).includes('ready')) resolve(); });
@@ -51,6 +55,9 @@ async function cpuPerRequest(tmp, evictKb, mode) {
 
 async function main() {
   const rounds = Number(process.argv[2] || 4);
+  const knob = KNOBS[process.argv[3] || 'evict'];
+  if (!knob) throw new Error(`unknown knob ${process.argv[3]}: evict or alloc`);
+  const SIZES_KB = knob.sizes;
   execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-tls-cache-'));
   try {
@@ -58,15 +65,16 @@ async function main() {
     const runs = Object.fromEntries(SIZES_KB.map((kb) => [kb, { http: [], https: [] }]));
     for (let r = 0; r < rounds; r++) {
       for (const kb of SIZES_KB) {
-        for (const mode of r % 2 ? ['https', 'http'] : ['http', 'https']) runs[kb][mode].push(await cpuPerRequest(tmp, kb, mode));
+        for (const mode of r % 2 ? ['https', 'http'] : ['http', 'https']) runs[kb][mode].push(await cpuPerRequest(tmp, knob, kb, mode));
       }
     }
-    console.log(`| EVICT_KB | plain, server CPU µs/request | HTTPS/1.1 | TLS adds (median of ${rounds} rounds) |`);
-    console.log('| ---: | ---: | ---: | ---: |');
+    console.log(`| ${knob.env} | plain, server CPU µs/request | HTTPS/1.1 | TLS adds (median of ${rounds} rounds) | HTTPS ÷ plain |`);
+    console.log('| ---: | ---: | ---: | ---: | ---: |');
     for (const kb of SIZES_KB) {
       const { http, https } = runs[kb];
       const adds = https.map((v, i) => v - http[i]);
-      console.log(`| ${kb} | ${median(http).toFixed(1)} | ${median(https).toFixed(1)} | ${median(adds).toFixed(1)} |`);
+      const ratios = https.map((v, i) => http[i] / v);
+      console.log(`| ${kb} | ${median(http).toFixed(1)} | ${median(https).toFixed(1)} | ${median(adds).toFixed(1)} | ${median(ratios).toFixed(2)} |`);
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
