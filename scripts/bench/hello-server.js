@@ -7,7 +7,7 @@
 // EVICT_KB (default 0): before answering, read one value per 64-byte line of a buffer this
 // large, which pushes other data out of the CPU caches as a bigger process would
 // (scripts/bench/tls-cache.js). ALLOC_KB (default 0): before answering, allocate this many KB
-// of short-lived 1 KB arrays, as tollgate's request path allocates ≈ 26 KB of garbage per
+// of short-lived 1 KB arrays, as tollgate's request path allocates ≈ 26–29 KB of garbage per
 // request (docs/tls.md): the nursery then moves through fresh memory as tollgate's does.
 // env: PORT, HOST (default 127.0.0.1), TLS_CERT_FILE, TLS_KEY_FILE, EVICT_KB, ALLOC_KB
 const { listenAsTollgate, onSignals } = require('./common');

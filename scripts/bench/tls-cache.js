@@ -57,20 +57,20 @@ async function main() {
   const rounds = Number(process.argv[2] || 4);
   const knob = KNOBS[process.argv[3] || 'evict'];
   if (!knob) throw new Error(`unknown knob ${process.argv[3]}: evict or alloc`);
-  const SIZES_KB = knob.sizes;
+  const sizes = knob.sizes;
   execFileSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tollgate-tls-cache-'));
   try {
     selfSignedPair(tmp);
-    const runs = Object.fromEntries(SIZES_KB.map((kb) => [kb, { http: [], https: [] }]));
+    const runs = Object.fromEntries(sizes.map((kb) => [kb, { http: [], https: [] }]));
     for (let r = 0; r < rounds; r++) {
-      for (const kb of SIZES_KB) {
+      for (const kb of sizes) {
         for (const mode of r % 2 ? ['https', 'http'] : ['http', 'https']) runs[kb][mode].push(await cpuPerRequest(tmp, knob, kb, mode));
       }
     }
     console.log(`| ${knob.env} | plain, server CPU µs/request | HTTPS/1.1 | TLS adds (median of ${rounds} rounds) | HTTPS ÷ plain |`);
     console.log('| ---: | ---: | ---: | ---: | ---: |');
-    for (const kb of SIZES_KB) {
+    for (const kb of sizes) {
       const { http, https } = runs[kb];
       const adds = https.map((v, i) => v - http[i]);
       const ratios = https.map((v, i) => http[i] / v);
