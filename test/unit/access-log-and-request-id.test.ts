@@ -30,7 +30,7 @@ describe('access log lines', () => {
     const parsed = parseRoutes({ routes: [{ name: 'search', match: { path: '/v1/search*' } }] }, new Set(['pro']));
     if (!parsed.ok) throw new Error(parsed.reasons.join());
     ctx.route = new RouteMatcher(parsed.routes).match('GET', '/v1/search');
-    log.write(ctx, 'GET', '/v1/search/"x"?api_key=secret&q=1', 200, 'allowed', 5);
+    log.write(ctx, 'GET', '/v1/search/"x"?api_key=secret&q=1', 200, 'allowed', 12.3456);
     log.write(ctx, 'GET', '/again', 200, 'allowed', 5);
     expect(lines()).toHaveLength(1);
     expect(lines()[0].endsWith('\n')).toBe(true);
@@ -40,6 +40,8 @@ describe('access log lines', () => {
       tier: 'pro', keyId: 'k_1', clientIp: '203.0.113.7', upstreamMs: 1.235, outcome: 'allowed',
     });
     expect(typeof line.durationMs).toBe('number');
+    // The duration the pipeline measured once (and gave the duration metric), to the µs.
+    expect(line.durationMs).toBe(12.346);
     expect(String(line.time)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(Math.abs(Date.parse(String(line.time)) - Date.now())).toBeLessThan(1000);
     expect(lines()[0]).not.toContain('secret');
